@@ -1,0 +1,1 @@
+"""Generated from proto/jobwire/v1 by scripts/generate.sh; do not edit."""
