@@ -1,0 +1,87 @@
+"""Names every Redis key and channel of a namespace.
+
+Every key carries one hash tag, ``jobwire:{<namespace>}:``, so each script touches a single Redis
+Cluster slot. Scripts receive the prefix as ``KEYS[1]`` and build the keys below from it with the
+same suffixes (``broker/scripts/lib/keys.lua`` mirrors this file); nothing else invents key names.
+
+Jobs
+  ids:job                 STRING  last job id (INCR); Minion's enqueued_jobs
+  job:<id>                HASH    task args attempts created delayed expires finished lax notes
+                                  parents priority queue result retried retries started state
+                                  worker parked (json for args/parents/result; epoch floats)
+  notes:<id>              HASH    note key -> JSON text of its value (merged key by key)
+  jobs                    ZSET    score=id  every job (list_jobs without filters)
+  state:<state>           ZSET    score=id  jobs per state (counts for stats, list filter)
+  queue:<queue>           ZSET    score=id  jobs per queue (list filter)
+  task:<task>             ZSET    score=id  jobs per task (list filter)
+  note:<key>              ZSET    score=id  jobs whose notes have that top-level key
+  queues / tasks / notekeys  SET  every queue, task and note key ever used (reset walks them)
+  ready:<len(q)>:<q>:<t>  ZSET    score=-priority member=%020d id: runnable inactive jobs of
+                                  one queue and task, so ZRANGE 0 0 is priority DESC, id ASC
+  readytasks:<queue>      SET     tasks with a non-empty ready set in that queue
+  delayed                 ZSET    score=delayed  inactive jobs not yet moved to a ready set
+  expiring                ZSET    score=expires  inactive jobs with an expiry
+  inactive_since          ZSET    score=delayed  every inactive job (repair: stuck jobs)
+  finished_at             ZSET    score=finished  finished jobs (repair: remove_after)
+  children:<id>           SET     ids of jobs listing <id> among their parents
+  parked:<id>             SET     ids of ready jobs set aside until job <id> changes state
+  parent_expiry           ZSET    score=expires  parents with parked children that may expire
+  worker_jobs:<wid>       SET     active job ids of one worker
+  busy_workers            HASH    worker id -> number of active jobs (HLEN = active_workers)
+  history                 HASH    "<hour>:finished" / "<hour>:failed" -> count
+Workers
+  ids:worker              STRING  last worker id
+  worker:<id>             HASH    host pid started notified status
+  workers                 ZSET    score=id
+  workers_notified        ZSET    score=notified (repair: missing_after)
+  inbox:<id>              LIST    pending remote-control commands, JSON arrays
+Locks
+  ids:lock                STRING  last lock holder id
+  lock:<name>             ZSET    score=expires member=holder id
+  locks                   ZSET    score=expires member=holder id (every live holder)
+  lock_ids                ZSET    score=id member=holder id (list_locks order)
+  lock_names              HASH    holder id -> name
+Schedules
+  ids:schedule            STRING  last schedule id
+  schedule:<id>           HASH    Minion's schedule fields
+  schedules               ZSET    score=id
+  schedule_names          HASH    name -> id
+  schedules_due           ZSET    score=next_run, unpaused schedules only
+Coordination
+  repair_lock             STRING  holder token while one replica repairs (SET NX PX)
+  wake                    CHANNEL published when a job may have become runnable or a slot freed
+"""
+
+from __future__ import annotations
+
+import re
+
+NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class Keyspace:
+    """Key names of one namespace."""
+
+    def __init__(self, namespace: str) -> None:
+        if not NAMESPACE_PATTERN.match(namespace):
+            raise ValueError(f"invalid namespace {namespace!r}")
+        self.namespace = namespace
+        self.prefix = f"jobwire:{{{namespace}}}:"
+
+    def key(self, suffix: str) -> str:
+        """One key of this namespace, e.g. ``key("jobs")``."""
+        return self.prefix + suffix
+
+    def job(self, job_id: int) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def worker(self, worker_id: int) -> str:
+        return f"{self.prefix}worker:{worker_id}"
+
+    @property
+    def wake_channel(self) -> str:
+        return self.prefix + "wake"
+
+    @property
+    def repair_lock(self) -> str:
+        return self.prefix + "repair_lock"

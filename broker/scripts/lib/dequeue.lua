@@ -1,0 +1,95 @@
+-- Picking runnable jobs: promotion of due delayed jobs, the best-first pick across ready sets,
+-- and activation. Shared by dequeue.lua and the streaming dispatcher.
+
+-- Moves due delayed jobs into their ready sets and releases children of parents that expired.
+-- Bounded per call; returns the time the next delayed job becomes due (or false).
+local function promote(now)
+  local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now, 'LIMIT', 0, 1000)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', P .. 'delayed', id)
+    local f = redis.call('HMGET', job_key(id), 'state', 'queue', 'task', 'priority')
+    if f[1] == 'inactive' then make_ready(id, f[2], f[3], f[4]) end
+  end
+  local expired = redis.call('ZRANGEBYSCORE', P .. 'parent_expiry', '-inf', now, 'LIMIT', 0, 100)
+  for _, pid in ipairs(expired) do release_parked(pid) end
+  local nxt = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
+  if nxt[2] then return tonumber(nxt[2]) end
+  return false
+end
+
+-- Ready-set keys for the queues and tasks asked for (tasks empty: every task of the queue).
+local function ready_keys(queues, tasks)
+  local keys = {}
+  for _, q in ipairs(queues) do
+    local ts = tasks
+    if #tasks == 0 then ts = redis.call('SMEMBERS', P .. 'readytasks:' .. q) end
+    for _, t in ipairs(ts) do keys[#keys + 1] = {ready_key(q, t), q, t} end
+  end
+  return keys
+end
+
+-- The best runnable job (priority DESC, id ASC) among the ready sets, or nil. Expired jobs leave
+-- the ready sets; jobs blocked by a parent are parked on it until it changes state, so nothing is
+-- ever re-pushed and every step here is progress.
+local function pick(keys, min_priority, now)
+  for _ = 1, 10000 do
+    local best, best_prio, best_key
+    for _, k in ipairs(keys) do
+      local head = redis.call('ZRANGE', k[1], 0, 0, 'WITHSCORES')
+      if head[1] then
+        local id, prio = tonumber(head[1]), -tonumber(head[2])
+        if not best or prio > best_prio or (prio == best_prio and id < best) then
+          best, best_prio, best_key = id, prio, k
+        end
+      end
+    end
+    if not best then return nil end
+    if min_priority and best_prio < min_priority then return nil end
+    local id = istr(best)
+    local f = redis.call('HMGET', job_key(id), 'state', 'expires', 'parents', 'lax')
+    local expires = tonumber(f[2])
+    if f[1] ~= 'inactive' or (expires and expires <= now) then
+      unready(id, best_key[2], best_key[3])
+    else
+      local blocker, blocker_expires = blocking_parent(f[3], f[4] == '1', now)
+      if not blocker then return id end
+      unready(id, best_key[2], best_key[3])
+      redis.call('SADD', P .. 'parked:' .. blocker, id)
+      redis.call('HSET', job_key(id), 'parked', blocker)
+      if blocker_expires then redis.call('ZADD', P .. 'parent_expiry', blocker_expires, blocker) end
+    end
+  end
+  return nil
+end
+
+-- Whether one named job may be dequeued now with these filters (dequeue's id option).
+local function eligible(id, queues, tasks, min_priority, now)
+  local f = redis.call('HMGET', job_key(id), 'state', 'delayed', 'expires', 'queue', 'task',
+    'priority', 'parents', 'lax')
+  if f[1] ~= 'inactive' or tonumber(f[2]) > now then return false end
+  local expires = tonumber(f[3])
+  if expires and expires <= now then return false end
+  if min_priority and tonumber(f[6]) < min_priority then return false end
+  local found = false
+  for _, q in ipairs(queues) do if q == f[4] then found = true end end
+  if not found then return false end
+  if #tasks > 0 then
+    found = false
+    for _, t in ipairs(tasks) do if t == f[5] then found = true end end
+    if not found then return false end
+  end
+  return blocking_parent(f[7], f[8] == '1', now) == nil
+end
+
+-- Makes an inactive job active under a worker; returns what the worker needs to run it.
+local function activate(id, worker, now)
+  local jk = job_key(id)
+  local f = redis.call('HMGET', jk, 'queue', 'task', 'parked', 'args', 'retries', 'priority',
+    'attempts', 'parents')
+  leave_inactive(id, f[1], f[2], f[3])
+  redis.call('HSET', jk, 'state', 'active', 'started', tstr(now), 'worker', worker)
+  set_state(id, 'inactive', 'active')
+  redis.call('SADD', P .. 'worker_jobs:' .. worker, id)
+  redis.call('HINCRBY', P .. 'busy_workers', worker, 1)
+  return {id, f[2], f[4], f[5], f[1], f[6], f[7], f[8], redis.call('HGETALL', notes_key(id))}
+end

@@ -1,0 +1,236 @@
+-- Job state transitions shared by the job scripts: indexes, ready sets, parking, completion,
+-- retry and deletion. Every function keeps the indexes of broker/keyspace.py in step with the
+-- job hash, so the scripts that use them stay short.
+
+local function make_ready(id, queue, task, priority)
+  redis.call('ZADD', ready_key(queue, task), -tonumber(priority), ready_member(id))
+  redis.call('SADD', P .. 'readytasks:' .. queue, task)
+end
+
+local function unready(id, queue, task)
+  local rk = ready_key(queue, task)
+  if redis.call('ZREM', rk, ready_member(id)) == 1 and redis.call('EXISTS', rk) == 0 then
+    redis.call('SREM', P .. 'readytasks:' .. queue, task)
+  end
+end
+
+local function set_state(id, from, to)
+  redis.call('ZREM', P .. 'state:' .. from, id)
+  redis.call('ZADD', P .. 'state:' .. to, tonumber(id), id)
+end
+
+-- Puts an inactive job where dequeue finds it; true when it is runnable now (not delayed).
+local function place_inactive(id, queue, task, priority, delayed, expires, now)
+  redis.call('ZADD', P .. 'inactive_since', delayed, id)
+  if expires then redis.call('ZADD', P .. 'expiring', expires, id) end
+  if delayed > now then
+    redis.call('ZADD', P .. 'delayed', delayed, id)
+    return false
+  end
+  make_ready(id, queue, task, priority)
+  return true
+end
+
+-- Takes an inactive job out of every place dequeue or repair would look for it.
+local function leave_inactive(id, queue, task, parked)
+  unready(id, queue, task)
+  redis.call('ZREM', P .. 'delayed', id)
+  redis.call('ZREM', P .. 'inactive_since', id)
+  redis.call('ZREM', P .. 'expiring', id)
+  if parked then
+    redis.call('SREM', P .. 'parked:' .. parked, id)
+    redis.call('HDEL', job_key(id), 'parked')
+  end
+end
+
+-- Frees the worker slot an active job held.
+local function release_worker(id, worker)
+  if not worker then return end
+  redis.call('SREM', P .. 'worker_jobs:' .. worker, id)
+  if redis.call('HINCRBY', P .. 'busy_workers', worker, -1) <= 0 then
+    redis.call('HDEL', P .. 'busy_workers', worker)
+  end
+end
+
+-- Returns jobs parked on a parent to their ready sets so dequeue checks them again; count released.
+local function release_parked(pid)
+  local key = P .. 'parked:' .. pid
+  local kids = redis.call('SMEMBERS', key)
+  if #kids == 0 then return 0 end
+  redis.call('DEL', key)
+  redis.call('ZREM', P .. 'parent_expiry', pid)
+  local n = 0
+  for _, cid in ipairs(kids) do
+    local f = redis.call('HMGET', job_key(cid), 'state', 'parked', 'queue', 'task', 'priority')
+    if f[1] == 'inactive' and f[2] == pid then
+      redis.call('HDEL', job_key(cid), 'parked')
+      make_ready(cid, f[3], f[4], f[5])
+      n = n + 1
+    end
+  end
+  return n
+end
+
+-- Minion's dependency rule: the first parent that blocks, and its expiry when it may expire.
+-- Finished, missing and expired inactive parents never block; failed ones block unless lax.
+local function blocking_parent(parents_json, lax, now)
+  if parents_json == nil or parents_json == '[]' then return nil end
+  for _, p in ipairs(cjson.decode(parents_json)) do
+    local pid = istr(p)
+    local f = redis.call('HMGET', job_key(pid), 'state', 'expires')
+    local state = f[1]
+    if state == 'active' or (state == 'failed' and not lax) then return pid end
+    if state == 'inactive' then
+      local e = tonumber(f[2])
+      if not e or e > now then return pid, e end
+    end
+  end
+  return nil
+end
+
+local function publish_wake(queue)
+  redis.call('PUBLISH', P .. 'wake', queue)
+end
+
+-- Counts a job that ended into its hour; the first count of an hour drops buckets older than a day.
+local function history_add(kind, now)
+  local hour = math.floor(now / 3600)
+  if redis.call('HINCRBY', P .. 'history', istr(hour) .. ':' .. kind, 1) == 1 then
+    for _, field in ipairs(redis.call('HKEYS', P .. 'history')) do
+      if tonumber(string.match(field, '^(%-?%d+)')) < hour - 24 then
+        redis.call('HDEL', P .. 'history', field)
+      end
+    end
+  end
+end
+
+-- Minion's retry_job: no state guard; options absent from o keep the job's values.
+-- o = {attempts, delay, expire, lax, parents (json text), priority, queue}.
+local function retry_core(id, o, now)
+  local jk = job_key(id)
+  local f = redis.call('HMGET', jk, 'state', 'queue', 'task', 'priority', 'parked', 'worker',
+    'attempts', 'expires', 'lax', 'parents', 'retries')
+  local state, queue, task, priority = f[1], f[2], f[3], f[4]
+  if state == 'inactive' then
+    leave_inactive(id, queue, task, f[5])
+  elseif state == 'active' then
+    release_worker(id, f[6])
+  elseif state == 'finished' then
+    redis.call('ZREM', P .. 'finished_at', id)
+  end
+  if state ~= 'inactive' then set_state(id, state, 'inactive') end
+
+  local new_queue = o.queue or queue
+  if new_queue ~= queue then
+    redis.call('ZREM', P .. 'queue:' .. queue, id)
+    redis.call('ZADD', P .. 'queue:' .. new_queue, tonumber(id), id)
+    redis.call('SADD', P .. 'queues', new_queue)
+  end
+  local parents = f[10]
+  if o.parents and o.parents ~= parents then
+    for _, p in ipairs(cjson.decode(parents)) do redis.call('SREM', P .. 'children:' .. istr(p), id) end
+    for _, p in ipairs(cjson.decode(o.parents)) do redis.call('SADD', P .. 'children:' .. istr(p), id) end
+    parents = o.parents
+  end
+  local new_priority = o.priority or tonumber(priority)
+  local delayed = now + (o.delay or 0)
+  local expires = tonumber(f[8])
+  if o.expire then expires = now + o.expire end
+  local lax = f[9]
+  if o.lax ~= nil then lax = o.lax and '1' or '0' end
+
+  redis.call('HSET', jk, 'state', 'inactive', 'queue', new_queue, 'priority', new_priority,
+    'attempts', o.attempts or f[7], 'delayed', tstr(delayed), 'lax', lax, 'parents', parents,
+    'retried', tstr(now), 'retries', tonumber(f[11]) + 1)
+  if expires then redis.call('HSET', jk, 'expires', tstr(expires)) end
+  local runnable = place_inactive(id, new_queue, task, new_priority, delayed, expires, now)
+  release_parked(id)
+  if runnable then publish_wake(new_queue) end
+  return true
+end
+
+-- Minion's finish_job/fail_job (+ auto_retry_job): guarded by state active and retries.
+local function complete_job(id, retries, failed, result, now)
+  local jk = job_key(id)
+  local f = redis.call('HMGET', jk, 'state', 'retries', 'worker', 'attempts')
+  if f[1] ~= 'active' or tonumber(f[2]) ~= tonumber(retries) then return false end
+  local to = failed and 'failed' or 'finished'
+  redis.call('HSET', jk, 'state', to, 'finished', tstr(now), 'result', result)
+  set_state(id, 'active', to)
+  release_worker(id, f[3])
+  if f[3] then redis.call('PUBLISH', P .. 'slots', f[3]) end
+  local released = release_parked(id)
+  if failed then
+    local attempts = tonumber(f[4])
+    if attempts > 1 then
+      local r = tonumber(f[2])
+      retry_core(id, {attempts = attempts - 1, delay = r * r * r * r + 15}, now)
+    else
+      history_add('failed', now)
+    end
+  else
+    redis.call('ZADD', P .. 'finished_at', now, id)
+    history_add('finished', now)
+  end
+  if released > 0 then publish_wake('') end
+  return true
+end
+
+-- Deletes a job and every index entry of it (remove_job, repair, reset).
+local function delete_job(id)
+  local jk = job_key(id)
+  local f = redis.call('HMGET', jk, 'state', 'queue', 'task', 'parked', 'parents', 'worker')
+  local state = f[1]
+  if not state then return false end
+  if state == 'inactive' then leave_inactive(id, f[2], f[3], f[4]) end
+  if state == 'active' then release_worker(id, f[6]) end
+  redis.call('ZREM', P .. 'finished_at', id)
+  redis.call('ZREM', P .. 'jobs', id)
+  redis.call('ZREM', P .. 'state:' .. state, id)
+  redis.call('ZREM', P .. 'queue:' .. f[2], id)
+  redis.call('ZREM', P .. 'task:' .. f[3], id)
+  for _, key in ipairs(redis.call('HKEYS', notes_key(id))) do
+    redis.call('ZREM', P .. 'note:' .. key, id)
+  end
+  for _, p in ipairs(cjson.decode(f[5])) do redis.call('SREM', P .. 'children:' .. istr(p), id) end
+  redis.call('DEL', jk, notes_key(id), P .. 'children:' .. id)
+  if release_parked(id) > 0 then publish_wake('') end
+  return true
+end
+
+-- Creates one inactive job from a spec decoded from JSON (enqueue, batch enqueue, schedules):
+-- {task, args (json text), attempts, delay, expire|null, lax, notes {key: json text},
+--  parents (json text), priority, queue}. Returns the id and whether it is runnable now.
+local function create_job(spec, now)
+  local id = istr(redis.call('INCR', P .. 'ids:job'))
+  local delayed = now + (spec.delay or 0)
+  local expires = nil
+  if spec.expire and spec.expire ~= cjson.null then expires = now + spec.expire end
+  local jk = job_key(id)
+  redis.call('HSET', jk, 'task', spec.task, 'args', spec.args, 'attempts', spec.attempts,
+    'created', tstr(now), 'delayed', tstr(delayed), 'lax', spec.lax and '1' or '0',
+    'parents', spec.parents, 'priority', spec.priority, 'queue', spec.queue, 'retries', 0,
+    'state', 'inactive')
+  if expires then redis.call('HSET', jk, 'expires', tstr(expires)) end
+  local nid = tonumber(id)
+  redis.call('ZADD', P .. 'jobs', nid, id)
+  redis.call('ZADD', P .. 'state:inactive', nid, id)
+  redis.call('ZADD', P .. 'queue:' .. spec.queue, nid, id)
+  redis.call('ZADD', P .. 'task:' .. spec.task, nid, id)
+  redis.call('SADD', P .. 'queues', spec.queue)
+  redis.call('SADD', P .. 'tasks', spec.task)
+  if spec.notes then
+    for key, value in pairs(spec.notes) do
+      redis.call('HSET', notes_key(id), key, value)
+      redis.call('ZADD', P .. 'note:' .. key, nid, id)
+      redis.call('SADD', P .. 'notekeys', key)
+    end
+  end
+  if spec.parents ~= '[]' then
+    for _, p in ipairs(cjson.decode(spec.parents)) do
+      redis.call('SADD', P .. 'children:' .. istr(p), id)
+    end
+  end
+  local runnable = place_inactive(id, spec.queue, spec.task, spec.priority, delayed, expires, now)
+  return id, runnable
+end

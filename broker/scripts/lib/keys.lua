@@ -1,0 +1,32 @@
+-- Key names and small helpers shared by every script (mirrors broker/keyspace.py).
+-- KEYS[1] is the namespace prefix "jobwire:{<namespace>}:"; every key below starts with it, so a
+-- script touches one Redis Cluster slot.
+if redis.replicate_commands then redis.replicate_commands() end
+
+local P = KEYS[1]
+
+local function istr(n)
+  return string.format('%d', n)
+end
+
+local function now_time()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+local function tstr(t)
+  return string.format('%.6f', t)
+end
+
+local function job_key(id) return P .. 'job:' .. id end
+local function notes_key(id) return P .. 'notes:' .. id end
+
+-- Runnable jobs of one queue and task; the length prefix keeps ("a:b","c") and ("a","b:c") apart.
+local function ready_key(queue, task)
+  return P .. 'ready:' .. #queue .. ':' .. queue .. ':' .. task
+end
+
+-- Ready-set member: zero-padded so that equal priorities sort by id ascending.
+local function ready_member(id)
+  return string.format('%020d', tonumber(id))
+end

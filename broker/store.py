@@ -1,0 +1,289 @@
+"""The only Redis caller: one method per Lua script, each one atomic state transition.
+
+Methods take plain Python values and return plain Python values; the services convert them
+to and from protobuf. Times are epoch seconds from Redis' own clock (``TIME`` in the scripts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from broker import scripts
+from broker.keyspace import Keyspace
+from broker.values import dumps
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job to enqueue; args, notes values and result are already JSON text."""
+
+    task: str
+    args: str = "[]"
+    attempts: int = 1
+    delay: float = 0.0
+    expire: float | None = None
+    lax: bool = False
+    notes: dict[str, str] = field(default_factory=dict)
+    parents: Sequence[int] = ()
+    priority: int = 0
+    queue: str = "default"
+
+    def to_json(self) -> str:
+        return dumps(
+            {
+                "task": self.task,
+                "args": self.args,
+                "attempts": self.attempts,
+                "delay": self.delay,
+                "expire": self.expire,
+                "lax": self.lax,
+                "notes": self.notes,
+                "parents": dumps(list(self.parents)),
+                "priority": self.priority,
+                "queue": self.queue,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Dequeued:
+    """A job handed to a worker."""
+
+    id: int
+    task: str
+    args: str
+    retries: int
+    queue: str
+    priority: int
+    attempts: int
+    parents: str
+    notes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A stored job as list_jobs reads it: the raw hash, notes and children."""
+
+    id: int
+    fields: dict[str, str]
+    notes: dict[str, str]
+    children: list[int]
+    time: float
+
+
+@dataclass(frozen=True)
+class RetryOptions:
+    """retry_job options; None keeps the job's value."""
+
+    attempts: int | None = None
+    delay: float = 0.0
+    expire: float | None = None
+    lax: bool | None = None
+    parents: Sequence[int] | None = None
+    priority: int | None = None
+    queue: str | None = None
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {"delay": self.delay}
+        for name in ("attempts", "expire", "lax", "priority", "queue"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        if self.parents is not None:
+            data["parents"] = dumps(list(self.parents))
+        return dumps(data)
+
+
+STATS_FIELDS = (
+    "active_jobs",
+    "active_locks",
+    "active_workers",
+    "delayed_jobs",
+    "enqueued_jobs",
+    "failed_jobs",
+    "finished_jobs",
+    "inactive_jobs",
+    "inactive_schedules",
+    "inactive_workers",
+    "schedules",
+    "workers",
+)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _pairs(flat: Sequence[bytes]) -> dict[str, str]:
+    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+class Store:
+    """Runs the scripts against one Redis connection pool."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.redis = client
+        self._scripts: dict[str, AsyncScript] = {}
+        self._keyspaces: dict[str, Keyspace] = {}
+
+    def keyspace(self, namespace: str) -> Keyspace:
+        ks = self._keyspaces.get(namespace)
+        if ks is None:
+            ks = self._keyspaces[namespace] = Keyspace(namespace)
+        return ks
+
+    async def _run(self, name: str, namespace: str, args: Iterable[Any] = ()) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self.redis.register_script(scripts.source(name))
+        return await script(keys=[self.keyspace(namespace).prefix], args=list(args))
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    # Jobs
+
+    async def enqueue(self, namespace: str, specs: Sequence[JobSpec]) -> list[int]:
+        ids = await self._run("enqueue", namespace, [spec.to_json() for spec in specs])
+        return [int(i) for i in ids]
+
+    async def dequeue(
+        self,
+        namespace: str,
+        worker_id: int,
+        *,
+        count: int = 1,
+        job_id: int | None = None,
+        min_priority: int | None = None,
+        queues: Sequence[str] = ("default",),
+        tasks: Sequence[str] = (),
+    ) -> tuple[list[Dequeued], float, float | None]:
+        """Jobs handed out, Redis' clock, and when the next delayed job becomes due (if any)."""
+        out = await self._run(
+            "dequeue",
+            namespace,
+            [
+                worker_id,
+                count,
+                "" if job_id is None else job_id,
+                "" if min_priority is None else min_priority,
+                dumps(list(queues)),
+                dumps(list(tasks)),
+            ],
+        )
+        now = float(out[0])
+        next_due = float(out[1]) if out[1] else None
+        jobs = [
+            Dequeued(
+                id=int(row[0]),
+                task=_text(row[1]),
+                args=_text(row[2]),
+                retries=int(row[3]),
+                queue=_text(row[4]),
+                priority=int(row[5]),
+                attempts=int(row[6]),
+                parents=_text(row[7]),
+                notes=_pairs(row[8]),
+            )
+            for row in out[2:]
+        ]
+        return jobs, now, next_due
+
+    async def complete_jobs(
+        self, namespace: str, completions: Sequence[tuple[int, int, bool, str]]
+    ) -> list[bool]:
+        """Finishes or fails jobs: each (id, retries, failed, result JSON); whether each applied."""
+        args: list[Any] = []
+        for job_id, retries, failed, result in completions:
+            args += [job_id, retries, "failed" if failed else "finished", result]
+        return [bool(x) for x in await self._run("complete_jobs", namespace, args)]
+
+    async def retry_job(
+        self, namespace: str, job_id: int, retries: int, options: RetryOptions
+    ) -> bool:
+        return bool(await self._run("retry_job", namespace, [job_id, retries, options.to_json()]))
+
+    async def remove_job(self, namespace: str, job_id: int) -> bool:
+        return bool(await self._run("remove_job", namespace, [job_id]))
+
+    async def note_job(self, namespace: str, job_id: int, merge: dict[str, str | None]) -> bool:
+        """Merges notes; values are JSON text, None removes the key."""
+        args: list[Any] = [job_id]
+        for key, value in merge.items():
+            args += [key, "null" if value is None else value]
+        return bool(await self._run("note_job", namespace, args))
+
+    async def list_jobs(
+        self,
+        namespace: str,
+        offset: int,
+        limit: int,
+        *,
+        before: int | None = None,
+        ids: Sequence[int] = (),
+        notes: Sequence[str] = (),
+        queues: Sequence[str] = (),
+        states: Sequence[str] = (),
+        tasks: Sequence[str] = (),
+    ) -> tuple[list[JobRow], int]:
+        out = await self._run(
+            "list_jobs",
+            namespace,
+            [
+                offset,
+                limit,
+                "" if before is None else before,
+                dumps(list(ids)),
+                dumps(list(notes)),
+                dumps(list(queues)),
+                dumps(list(states)),
+                dumps(list(tasks)),
+            ],
+        )
+        now = float(out[1])
+        rows = [
+            JobRow(
+                id=int(row[0]),
+                fields=_pairs(row[1]),
+                notes=_pairs(row[2]),
+                children=sorted(int(c) for c in row[3]),
+                time=now,
+            )
+            for row in out[2:]
+        ]
+        return rows, int(out[0])
+
+    async def get_job(self, namespace: str, job_id: int) -> JobRow | None:
+        rows, _ = await self.list_jobs(namespace, 0, 1, ids=[job_id])
+        return rows[0] if rows else None
+
+    # Admin
+
+    async def stats(self, namespace: str) -> dict[str, int | float]:
+        info = await self.redis.info("server")
+        values = await self._run("stats", namespace)
+        stats: dict[str, int | float] = dict(zip(STATS_FIELDS, (int(v) for v in values)))
+        stats["uptime"] = float(info.get("uptime_in_seconds", 0))
+        return stats
+
+    async def history(self, namespace: str) -> list[tuple[float, int, int]]:
+        """24 buckets (epoch, finished_jobs, failed_jobs), oldest first."""
+        out = await self._run("history", namespace)
+        now = float(out[0])
+        return [
+            (now - (23 - i) * 3600, int(out[1 + 2 * i]), int(out[2 + 2 * i])) for i in range(24)
+        ]
+
+    async def reset(self, namespace: str, *, all: bool = False, locks: bool = False) -> None:
+        if all or locks:
+            await self._run("reset", namespace, ["all" if all else "locks"])
+
+
+def decode_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

@@ -1,0 +1,63 @@
+"""JSON values between the wire (google.protobuf Value/ListValue/Struct) and the JSON text stored in Redis."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+
+# Struct numbers are doubles; whole numbers in this range go back to JSON as integers.
+_MAX_EXACT = 2**53
+
+
+def normalize(value: Any) -> Any:
+    """Turns whole-number floats into ints, recursively, so 1 stays 1 and not 1.0."""
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer() and abs(value) <= _MAX_EXACT:
+            return int(value)
+        return value
+    if isinstance(value, list):
+        return [normalize(v) for v in value]
+    if isinstance(value, dict):
+        return {k: normalize(v) for k, v in value.items()}
+    return value
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text, as stored in Redis."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def from_value(message: struct_pb2.Value | struct_pb2.ListValue | struct_pb2.Struct) -> Any:
+    """Python value of a protobuf JSON message, with whole numbers as ints."""
+    return normalize(json_format.MessageToDict(message))
+
+
+def to_value(data: Any) -> struct_pb2.Value:
+    """protobuf Value holding any JSON value."""
+    value = struct_pb2.Value()
+    json_format.ParseDict(data, value)
+    return value
+
+
+def to_list(data: list[Any]) -> struct_pb2.ListValue:
+    value = struct_pb2.ListValue()
+    value.extend(data)
+    return value
+
+
+def to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
+    value = struct_pb2.Struct()
+    value.update(data)
+    return value
+
+
+def strip_nulls(value: Any) -> Any:
+    """Drops null-valued keys inside nested objects (PostgreSQL's jsonb_strip_nulls)."""
+    if isinstance(value, dict):
+        return {k: strip_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [strip_nulls(v) for v in value]
+    return value
