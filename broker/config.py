@@ -1,0 +1,218 @@
+"""Broker settings: the only module that reads the environment (JOBWIRE_*) or settings flags.
+
+Every setting is one field of the frozen `Settings` dataclass, with one environment variable and
+one matching CLI flag (JOBWIRE_MISSING_AFTER <-> --missing-after). Flags override the
+environment; an empty variable counts as unset. Build it once at startup and pass it down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+ENV_PREFIX = "JOBWIRE_"
+MIB = 1024 * 1024
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything the broker can be told, validated on construction (also by `replace`)."""
+
+    listen: str = "127.0.0.1:50051"
+    redis_url: str | None = None  # None: start an embedded redis-server under data_dir
+    data_dir: Path = Path("./jobwire-data")
+    namespace: str = "default"
+    missing_after: float = 1800.0
+    remove_after: float = 172800.0
+    stuck_after: float = 172800.0
+    repair_interval: float = 60.0  # 0 disables the repair loop
+    stream_missing_after: float = 30.0  # missing_after for workers connected by stream
+    keepalive_interval: float = 15.0
+    dispatch_interval: float = 1.0  # 0 disables the schedule dispatcher
+    grace_period: float = 10.0
+    max_payload_bytes: int = 4 * MIB
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        for name, spec in SPECS.items():
+            value = getattr(self, name)
+            problem = spec.check(value) if value is not None else None
+            if problem is not None:
+                raise ValueError(f"{label(name)} {problem}, got {value!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from JOBWIRE_* variables (default: os.environ); unset ones default."""
+        return cls._from_raw(_raw_from_env(environ))
+
+    @classmethod
+    def from_args(
+        cls, namespace_obj: argparse.Namespace, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Build settings from flags parsed by `add_arguments`, falling back to the environment."""
+        raw = _raw_from_env(environ)
+        for name in SPECS:
+            value = getattr(namespace_obj, name, None)
+            if value is not None:
+                raw[name] = str(value)
+        return cls._from_raw(raw)
+
+    @classmethod
+    def _from_raw(cls, raw: Mapping[str, str]) -> Settings:
+        """Parse raw strings keyed by field name; blank ones keep their default."""
+        values: dict[str, Any] = {}
+        for name, text in raw.items():
+            text = text.strip()
+            if not text:
+                continue
+            try:
+                values[name] = SPECS[name].parse(text)
+            except ValueError as exc:
+                raise ValueError(f"{label(name)} {exc}, got {text!r}") from None
+        return cls(**values)
+
+    def replace(self, **overrides: Any) -> Settings:
+        """Return a copy with some fields changed (validated like the original)."""
+        return dataclasses.replace(self, **overrides)
+
+
+# --- parsers raise ValueError("must be ..."); checks return None or "must be ..." -------------
+
+
+def _parse_float(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError("must be a number") from None
+
+
+def _parse_int(raw: str) -> int:
+    try:
+        return int(raw, 0)  # 4194304, 4_194_304 or 0x400000
+    except ValueError:
+        raise ValueError("must be an integer") from None
+
+
+def _parse_str(raw: str) -> str:
+    return raw
+
+
+def _parse_upper(raw: str) -> str:
+    return raw.upper()
+
+
+def _positive(value: float) -> str | None:
+    return None if math.isfinite(value) and value > 0 else "must be a number > 0"
+
+
+def _non_negative(value: float) -> str | None:
+    return None if math.isfinite(value) and value >= 0 else "must be a number >= 0 (0 disables)"
+
+
+def _namespace(value: str) -> str | None:
+    return None if _NAMESPACE_RE.match(value) else "must match ^[A-Za-z0-9_.-]{1,64}$"
+
+
+def _non_empty(value: str) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+def _log_level(value: str) -> str | None:
+    return None if value in LOG_LEVELS else f"must be one of {', '.join(LOG_LEVELS)}"
+
+
+def _any(value: object) -> str | None:
+    return None
+
+
+class Spec(NamedTuple):
+    """How one setting is read: its variable, parser, check and help line."""
+
+    env: str
+    parse: Callable[[str], Any]
+    check: Callable[[Any], str | None]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        """The CLI flag, derived from the variable: JOBWIRE_MISSING_AFTER -> --missing-after."""
+        return "--" + self.env.removeprefix(ENV_PREFIX).lower().replace("_", "-")
+
+
+# One entry per Settings field, in the same order.
+SPECS: dict[str, Spec] = {
+    "listen": Spec("JOBWIRE_LISTEN", _parse_str, _non_empty, "gRPC listen address, host:port"),
+    "redis_url": Spec(
+        "JOBWIRE_REDIS_URL", _parse_str, _non_empty, "Redis URL; unset starts an embedded Redis"
+    ),
+    "data_dir": Spec("JOBWIRE_DATA_DIR", Path, _any, "data directory of the embedded Redis"),
+    "namespace": Spec("JOBWIRE_NAMESPACE", _parse_str, _namespace, "default namespace"),
+    "missing_after": Spec(
+        "JOBWIRE_MISSING_AFTER", _parse_float, _positive, "seconds until a silent worker is missing"
+    ),
+    "remove_after": Spec(
+        "JOBWIRE_REMOVE_AFTER", _parse_float, _positive, "seconds until finished jobs are removed"
+    ),
+    "stuck_after": Spec(
+        "JOBWIRE_STUCK_AFTER", _parse_float, _positive, "seconds until a waiting job is stuck"
+    ),
+    "repair_interval": Spec(
+        "JOBWIRE_REPAIR_INTERVAL", _parse_float, _non_negative, "seconds between repairs, 0: off"
+    ),
+    "stream_missing_after": Spec(
+        "JOBWIRE_STREAM_MISSING_AFTER", _parse_float, _positive, "missing_after for stream workers"
+    ),
+    "keepalive_interval": Spec(
+        "JOBWIRE_KEEPALIVE_INTERVAL", _parse_float, _positive, "seconds between stream keepalives"
+    ),
+    "dispatch_interval": Spec(
+        "JOBWIRE_SCHEDULE_INTERVAL", _parse_float, _non_negative, "seconds between schedule runs"
+    ),
+    "grace_period": Spec(
+        "JOBWIRE_GRACE_PERIOD", _parse_float, _non_negative, "seconds to drain calls on shutdown"
+    ),
+    "max_payload_bytes": Spec(
+        "JOBWIRE_MAX_PAYLOAD", _parse_int, _positive, "largest accepted message, bytes"
+    ),
+    "log_level": Spec("JOBWIRE_LOG_LEVEL", _parse_upper, _log_level, ", ".join(LOG_LEVELS)),
+}
+if list(SPECS) != [f.name for f in dataclasses.fields(Settings)]:  # pragma: no cover
+    raise RuntimeError("broker.config: SPECS and Settings fields are out of sync")
+
+
+def label(name: str) -> str:
+    """Name a setting the way a user sets it: 'JOBWIRE_MISSING_AFTER (--missing-after)'."""
+    spec = SPECS[name]
+    return f"{spec.env} ({spec.flag})"
+
+
+def _raw_from_env(environ: Mapping[str, str] | None) -> dict[str, str]:
+    """Collect the raw JOBWIRE_* strings, keyed by field name."""
+    env = os.environ if environ is None else environ
+    return {name: env[spec.env] for name, spec in SPECS.items() if spec.env in env}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting to `parser`; unset flags stay None so the environment applies."""
+    group = parser.add_argument_group("broker settings (flags override JOBWIRE_* variables)")
+    defaults = Settings()
+    for name, spec in SPECS.items():
+        default = getattr(defaults, name)
+        shown = "embedded" if default is None else default
+        help_text = f"{spec.help} [env {spec.env}, default {shown}]"
+        group.add_argument(
+            spec.flag,
+            dest=name,
+            default=None,
+            metavar=spec.env.removeprefix(ENV_PREFIX),
+            help=help_text.replace("%", "%%"),
+        )

