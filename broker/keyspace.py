@@ -43,10 +43,15 @@ Locks
   lock_names              HASH    holder id -> name
 Schedules
   ids:schedule            STRING  last schedule id
-  schedule:<id>           HASH    Minion's schedule fields
-  schedules               ZSET    score=id
-  schedule_names          HASH    name -> id
-  schedules_due           ZSET    score=next_run, unpaused schedules only
+  schedule:<id>           HASH    name cron task args attempts expire lax notes priority queue
+                                  created next_run paused last_job last_run (args JSON text;
+                                  notes JSON object key -> JSON text of the value, as a job spec
+                                  carries them; expire seconds, absent = never; paused "1"/"0";
+                                  last_job/last_run absent before the first firing; epoch floats)
+  schedules               ZSET    score=id  every schedule (list_schedules; ZCARD = all)
+  schedule_names          HASH    name -> id  (names are unique)
+  schedules_due           ZSET    score=next_run member=id  unpaused schedules only (dispatch;
+                                  ZCARD = stats' schedules)
 Coordination
   repair_lock             STRING  holder token while one replica repairs (SET NX PX)
   wake                    CHANNEL published when a job may have become runnable or a slot freed
@@ -77,6 +82,13 @@ class Keyspace:
 
     def worker(self, worker_id: int) -> str:
         return f"{self.prefix}worker:{worker_id}"
+
+    # Schedules
+
+    def schedule(self, schedule_id: int) -> str:
+        return f"{self.prefix}schedule:{schedule_id}"
+
+    # End of Schedules
 
     @property
     def wake_channel(self) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from broker import scripts
+from broker.cron import CronError, next_cron_time
 from broker.keyspace import Keyspace
 from broker.values import dumps
 
@@ -122,6 +123,66 @@ def _text(value: bytes | str) -> str:
 
 def _pairs(flat: Sequence[bytes]) -> dict[str, str]:
     return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+# Schedules (types) ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    """A stored schedule; args and notes values are JSON text, times epoch seconds."""
+
+    id: int
+    name: str
+    cron: str
+    task: str
+    args: str
+    attempts: int
+    expire: float | None
+    lax: bool
+    notes: dict[str, str]
+    priority: int
+    queue: str
+    created: float
+    next_run: float
+    paused: bool
+    last_job: int | None
+    last_run: float | None
+
+    @classmethod
+    def from_hash(cls, schedule_id: int, f: dict[str, str]) -> ScheduleRow:
+        return cls(
+            id=schedule_id,
+            name=f["name"],
+            cron=f["cron"],
+            task=f["task"],
+            args=f["args"],
+            attempts=int(f["attempts"]),
+            expire=float(f["expire"]) if "expire" in f else None,
+            lax=f["lax"] == "1",
+            notes=json.loads(f["notes"]),
+            priority=int(f["priority"]),
+            queue=f["queue"],
+            created=float(f["created"]),
+            next_run=float(f["next_run"]),
+            paused=f["paused"] == "1",
+            last_job=int(f["last_job"]) if "last_job" in f else None,
+            last_run=float(f["last_run"]) if "last_run" in f else None,
+        )
+
+
+class Dispatched(NamedTuple):
+    """One job a schedule enqueued: schedule id and name, job id."""
+
+    id: int
+    name: str
+    job: int
+
+
+# Most due schedules one dispatch round reads; dispatch repeats while rounds come back full.
+DISPATCH_BATCH = 500
+
+# End of Schedules (types) -----------------------------------------------------------------------
 
 
 class Store:
@@ -268,7 +329,9 @@ class Store:
     async def stats(self, namespace: str) -> dict[str, int | float]:
         info = await self.redis.info("server")
         values = await self._run("stats", namespace)
-        stats: dict[str, int | float] = dict(zip(STATS_FIELDS, (int(v) for v in values)))
+        stats: dict[str, int | float] = dict(
+            zip(STATS_FIELDS, (int(v) for v in values), strict=True)
+        )
         stats["uptime"] = float(info.get("uptime_in_seconds", 0))
         return stats
 
@@ -283,6 +346,78 @@ class Store:
     async def reset(self, namespace: str, *, all: bool = False, locks: bool = False) -> None:
         if all or locks:
             await self._run("reset", namespace, ["all" if all else "locks"])
+
+    # Schedules ----------------------------------------------------------------------------------
+
+    async def upsert_schedule(self, namespace: str, name: str, cron: str, spec: JobSpec) -> int:
+        """Creates or replaces schedule `name` (cron already parsed); its id.
+
+        Raises CronError when the cron has no match ahead of Redis' clock (nothing written).
+        """
+        seconds, micros = await self.redis.time()
+        next_run = next_cron_time(cron, seconds + micros / 1_000_000)
+        args = [name, cron, repr(next_run), spec.to_json()]
+        return int(await self._run("upsert_schedule", namespace, args))
+
+    async def delete_schedule(self, namespace: str, name: str) -> bool:
+        return bool(await self._run("delete_schedule", namespace, [name]))
+
+    async def pause_schedule(self, namespace: str, name: str) -> bool:
+        return bool(await self._run("pause_schedule", namespace, [name]))
+
+    async def resume_schedule(self, namespace: str, name: str) -> bool:
+        return bool(await self._run("resume_schedule", namespace, [name]))
+
+    async def list_schedules(
+        self,
+        namespace: str,
+        offset: int,
+        limit: int,
+        *,
+        before: int | None = None,
+        ids: Sequence[int] = (),
+        names: Sequence[str] = (),
+    ) -> tuple[list[ScheduleRow], int]:
+        """One page of schedules, id descending, and the total matching the filters."""
+        out = await self._run(
+            "list_schedules",
+            namespace,
+            [
+                offset,
+                limit,
+                "" if before is None else before,
+                dumps(list(ids)),
+                dumps(list(names)),
+            ],
+        )
+        rows = [ScheduleRow.from_hash(int(row[0]), _pairs(row[1])) for row in out[1:]]
+        return rows, int(out[0])
+
+    async def dispatch_schedules(self, namespace: str) -> list[Dispatched]:
+        """Enqueues one job for each due, unpaused schedule (Minion's dispatch_schedules).
+
+        Reads the due schedules with Redis' clock, computes each next run from max(next_run,
+        now) -- so an overdue schedule fires once, without catch-up -- and fires them with one
+        compare-and-set script: a firing another dispatcher already made is skipped.
+        """
+        fired: list[Dispatched] = []
+        while True:
+            out = await self._run("due_schedules", namespace, [DISPATCH_BATCH])
+            now = float(out[0])
+            args: list[str] = []
+            for i in range(1, len(out), 3):
+                schedule_id, cron, next_run = _text(out[i]), _text(out[i + 1]), _text(out[i + 2])
+                try:
+                    new_next_run = next_cron_time(cron, max(float(next_run), now))
+                except CronError:
+                    continue  # Validated on upsert; cannot happen short of a hand-edited key.
+                args += [schedule_id, next_run, cron, repr(new_next_run)]
+            rows = await self._run("fire_schedules", namespace, args) if args else []
+            fired += [Dispatched(int(r[0]), _text(r[1]), int(r[2])) for r in rows]
+            if len(out) // 3 < DISPATCH_BATCH or not rows:
+                return fired  # All due read, or the rest is another dispatcher's.
+
+    # End of Schedules ---------------------------------------------------------------------------
 
 
 def decode_json(text: str | None) -> Any:

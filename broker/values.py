@@ -1,4 +1,4 @@
-"""JSON values between the wire (google.protobuf Value/ListValue/Struct) and the JSON text stored in Redis."""
+"""JSON values between the wire (protobuf Value/ListValue/Struct) and JSON text in Redis."""
 
 from __future__ import annotations
 

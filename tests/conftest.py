@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
+
+from broker.config import Settings
+from broker.server import Broker
 
 # =================================================================================================
 # Redis (infra). A private redis-server on a free TCP port for the whole session; never the
@@ -115,3 +121,90 @@ def namespace() -> str:
 # =================================================================================================
 # End of the Redis section. Broker / server / client fixtures go below this line.
 # =================================================================================================
+
+
+class BrokerThread:
+    """A real broker on 127.0.0.1:0 running in its own thread and event loop.
+
+    Its own loop lets tests use the synchronous client (which blocks) as well as async clients
+    without deadlocking against the server they talk to.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.broker = Broker(settings)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def call(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> BrokerThread:
+        self._thread.start()
+        port = self.call(self.broker.start())
+        self.target = f"127.0.0.1:{port}"
+        return self
+
+    def stop(self, grace: float = 0.5) -> None:
+        if self.broker.server is not None or self.broker.redis is not None:
+            self.call(self.broker.stop(grace))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+def _settings(redis_url: str, **overrides: Any) -> Settings:
+    base = Settings(
+        listen="127.0.0.1:0", redis_url=redis_url, repair_interval=0, dispatch_interval=0
+    )
+    return base.replace(**overrides)
+
+
+@pytest.fixture(scope="session")
+def broker(redis_server: str) -> Iterator[BrokerThread]:
+    """One broker for the session (upkeep loops off); tests isolate themselves by namespace."""
+    thread = BrokerThread(_settings(redis_server)).start()
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture
+def make_broker(redis_server: str) -> Iterator[Callable[..., BrokerThread]]:
+    """Factory for extra brokers with their own settings (stopped after the test)."""
+    started: list[BrokerThread] = []
+
+    def make(**overrides: Any) -> BrokerThread:
+        thread = BrokerThread(_settings(redis_server, **overrides)).start()
+        started.append(thread)
+        return thread
+
+    yield make
+    for thread in started:
+        thread.stop()
+
+
+@pytest.fixture
+def client(broker: BrokerThread, namespace: str) -> Iterator[Any]:
+    """A synchronous jobwire.Client on the session broker, in this test's namespace."""
+    from jobwire import Client
+
+    with Client(broker.target, namespace=namespace) as c:
+        yield c
+
+
+@pytest_asyncio.fixture
+async def aclient(broker: BrokerThread, namespace: str) -> AsyncIterator[Any]:
+    """An jobwire.AsyncClient on the session broker, in this test's namespace."""
+    from jobwire import AsyncClient
+
+    async with AsyncClient(broker.target, namespace=namespace) as c:
+        yield c
+
+
+@pytest.fixture
+def channel(broker: BrokerThread) -> Iterator[Any]:
+    """A raw grpc channel to the session broker, for tests of the wire contract itself."""
+    import grpc
+
+    with grpc.insecure_channel(broker.target) as ch:
+        yield ch

@@ -15,5 +15,9 @@ def source(name: str) -> str:
     root = resources.files(__package__)
     body = (root / f"{name}.lua").read_text()
     match = _INCLUDE.search(body)
-    parts = [(root / "lib" / f"{lib}.lua").read_text() for lib in match.group(1).split()] if match else []
+    parts = (
+        [(root / "lib" / f"{lib}.lua").read_text() for lib in match.group(1).split()]
+        if match
+        else []
+    )
     return "\n".join([*parts, body])

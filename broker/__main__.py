@@ -1,0 +1,37 @@
+"""`python -m broker` / `jobwire broker`: run one broker replica."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from broker import config
+from broker.server import serve
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jobwire broker", description="Run a jobwire broker.")
+    config.add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = config.Settings.from_args(args)
+    except ValueError as error:
+        parser.error(str(error))
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    except Exception as error:  # startup failures: one clear line, non-zero exit
+        logging.getLogger("jobwire.broker").error("%s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""One place that maps failures to gRPC statuses.
+
+Expected "nothing to do" answers (no job ready, lock busy, stale retries) are response fields,
+never errors. Bad input is INVALID_ARGUMENT with a google.rpc.BadRequest naming the field; Redis
+being unreachable is UNAVAILABLE; anything else is INTERNAL without internals leaking out.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import redis.exceptions
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+log = logging.getLogger("jobwire.broker")
+
+T = TypeVar("T")
+
+
+class InvalidArgument(Exception):
+    """A request field is malformed; nothing was changed."""
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(f"{field}: {description}")
+        self.field = field
+        self.description = description
+
+
+def invalid_argument_status(error: InvalidArgument) -> grpc.Status:
+    detail = any_pb2.Any()
+    detail.Pack(
+        error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=error.field, description=error.description
+                )
+            ]
+        )
+    )
+    return rpc_status.to_status(
+        status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(error), details=[detail])
+    )
+
+
+async def abort_for(error: BaseException, context: grpc.aio.ServicerContext) -> None:
+    """Ends the call with the status that `error` stands for."""
+    if isinstance(error, InvalidArgument):
+        await context.abort_with_status(invalid_argument_status(error))
+    if isinstance(error, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        log.warning("redis unavailable: %s", error)
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "Redis is unavailable; try again")
+    if isinstance(error, redis.exceptions.BusyLoadingError):
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "Redis is loading; try again")
+    log.exception("internal error", exc_info=error)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def _is_abort(error: BaseException) -> bool:
+    # context.abort() raises AbortError, which must propagate untouched.
+    return isinstance(error, grpc.aio.AbortError)
+
+
+def rpc(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Wraps a unary servicer method so every failure becomes the right status."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
+        try:
+            return await method(self, request, context)
+        except Exception as error:
+            if _is_abort(error):
+                raise
+            await abort_for(error, context)
+            raise  # unreachable: abort raises
+
+    return wrapper
+
+
+def stream_rpc(
+    method: Callable[..., AsyncIterator[T]],
+) -> Callable[..., AsyncIterator[T]]:
+    """Wraps a server-streaming servicer method like `rpc`."""
+
+    @functools.wraps(method)
+    async def wrapper(
+        self: Any, request: Any, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[T]:
+        try:
+            async for message in method(self, request, context):
+                yield message
+        except Exception as error:
+            if _is_abort(error):
+                raise
+            await abort_for(error, context)
+
+    return wrapper

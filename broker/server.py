@@ -1,0 +1,166 @@
+"""The broker process: Redis connection, gRPC server, health, reflection and background upkeep."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+import grpc
+import redis.asyncio as aioredis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from broker.config import Settings
+from broker.embedded_redis import EmbeddedRedis
+from broker.health import HealthReporter
+from broker.services.admin import AdminServicer
+from broker.services.context import ServiceContext
+from broker.services.jobs import JobServicer
+from broker.services.locks import LockServicer
+from broker.services.schedules import ScheduleServicer
+from broker.services.workers import WorkerServicer
+from broker.store import Store
+from broker.wakeups import Wakeups
+from jobwire.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    job_service_pb2,
+    job_service_pb2_grpc,
+    lock_service_pb2,
+    lock_service_pb2_grpc,
+    schedule_service_pb2,
+    schedule_service_pb2_grpc,
+    worker_service_pb2,
+    worker_service_pb2_grpc,
+)
+
+log = logging.getLogger("jobwire.broker")
+
+SERVICE_NAMES = [
+    job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+    worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+    lock_service_pb2.DESCRIPTOR.services_by_name["LockService"].full_name,
+    schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
+    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+]
+
+
+class Component(Protocol):
+    """Background work with a lifecycle (repair, schedule dispatch, streams)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Broker:
+    """One broker replica: `await start()` returns the bound port, `await stop()` drains."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.embedded: EmbeddedRedis | None = None
+        self.redis: aioredis.Redis | None = None
+        self.server: grpc.aio.Server | None = None
+        self.components: list[Component] = []
+        self.port = 0
+
+    async def _connect(self) -> aioredis.Redis:
+        url = self.settings.redis_url
+        if url is None:
+            self.embedded = EmbeddedRedis(self.settings.data_dir)
+            url = await self.embedded.start()
+            log.info("embedded redis-server running at %s", url)
+        return aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=30)
+
+    async def start(self) -> int:
+        self.redis = await self._connect()
+        store = Store(self.redis)
+        wakeups = Wakeups(self.redis)
+        await wakeups.start()
+        ctx = ServiceContext(store=store, settings=self.settings, wakeups=wakeups)
+        health = HealthReporter(store, SERVICE_NAMES)
+        self.health = health
+        self.ctx = ctx
+
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", self.settings.max_payload_bytes * 2 + 65536),
+                ("grpc.max_send_message_length", -1),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ]
+        )
+        job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(ctx), server)
+        worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(ctx), server)
+        lock_service_pb2_grpc.add_LockServiceServicer_to_server(LockServicer(ctx), server)
+        schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server(
+            ScheduleServicer(ctx), server
+        )
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(ctx), server)
+        health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
+        reflection.enable_server_reflection(
+            [
+                *SERVICE_NAMES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            server,
+        )
+        self.port = server.add_insecure_port(self.settings.listen)
+        if self.port == 0:
+            raise RuntimeError(f"cannot listen on {self.settings.listen}")
+        self.components = [wakeups, health, *self._upkeep(ctx)]
+        await health.start()
+        for component in self.components[2:]:
+            await component.start()
+        await server.start()
+        self.server = server
+        log.info("jobwire broker listening on %s (port %d)", self.settings.listen, self.port)
+        return self.port
+
+    def _upkeep(self, ctx: ServiceContext) -> list[Component]:
+        """Background components beyond wake-ups and health (repair, schedules)."""
+        return []
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Reports NOT_SERVING, stops accepting, lets in-flight calls finish within `grace`."""
+        grace = self.settings.grace_period if grace is None else grace
+        if self.server is not None:
+            await self.health.drain()
+            await self.server.stop(grace)
+            self.server = None
+        for component in reversed(self.components):
+            try:
+                await component.stop()
+            except Exception:
+                log.exception("stopping %s failed", component)
+        self.components = []
+        if self.redis is not None:
+            await self.redis.aclose()
+            self.redis = None
+        if self.embedded is not None:
+            await self.embedded.stop()
+            self.embedded = None
+
+    async def __aenter__(self) -> Broker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+
+async def serve(settings: Settings) -> None:
+    """Runs a broker until SIGINT or SIGTERM."""
+    import signal
+
+    broker = Broker(settings)
+    await broker.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down (grace %.1fs)", settings.grace_period)
+    await broker.stop()

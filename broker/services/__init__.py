@@ -1,0 +1,1 @@
+"""One thin servicer per proto service: validate, call the store, convert."""

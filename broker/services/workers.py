@@ -1,0 +1,12 @@
+"""WorkerService servicer. Until its issue lands every RPC answers UNIMPLEMENTED (inherited)."""
+
+from __future__ import annotations
+
+from broker.services.context import ServiceContext
+from jobwire.v1 import worker_service_pb2_grpc
+
+
+class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
