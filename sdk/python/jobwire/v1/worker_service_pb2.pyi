@@ -99,20 +99,35 @@ class ReceiveResponse(_message.Message):
     def __init__(self, commands: _Optional[_Iterable[_Union[_struct_pb2.ListValue, _Mapping]]] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("namespace", "worker_id", "queues", "tasks", "concurrency", "min_priority")
+    __slots__ = ("namespace", "worker_id", "queues", "tasks", "concurrency", "min_priority", "running", "limits", "spare", "spare_min_priority")
+    class LimitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     QUEUES_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     MIN_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    SPARE_FIELD_NUMBER: _ClassVar[int]
+    SPARE_MIN_PRIORITY_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     worker_id: int
     queues: _containers.RepeatedScalarFieldContainer[str]
     tasks: _containers.RepeatedScalarFieldContainer[str]
     concurrency: int
     min_priority: int
-    def __init__(self, namespace: _Optional[str] = ..., worker_id: _Optional[int] = ..., queues: _Optional[_Iterable[str]] = ..., tasks: _Optional[_Iterable[str]] = ..., concurrency: _Optional[int] = ..., min_priority: _Optional[int] = ...) -> None: ...
+    running: _containers.RepeatedScalarFieldContainer[int]
+    limits: _containers.ScalarMap[str, int]
+    spare: int
+    spare_min_priority: int
+    def __init__(self, namespace: _Optional[str] = ..., worker_id: _Optional[int] = ..., queues: _Optional[_Iterable[str]] = ..., tasks: _Optional[_Iterable[str]] = ..., concurrency: _Optional[int] = ..., min_priority: _Optional[int] = ..., running: _Optional[_Iterable[int]] = ..., limits: _Optional[_Mapping[str, int]] = ..., spare: _Optional[int] = ..., spare_min_priority: _Optional[int] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
     __slots__ = ("jobs", "commands", "time")
