@@ -35,12 +35,16 @@ Workers
   workers                 ZSET    score=id
   workers_notified        ZSET    score=notified (repair: missing_after)
   inbox:<id>              LIST    pending remote-control commands, JSON arrays
+  inbox                   CHANNEL published with a worker id when its inbox received a command
 Locks
   ids:lock                STRING  last lock holder id
   lock:<name>             ZSET    score=expires member=holder id
   locks                   ZSET    score=expires member=holder id (every live holder)
   lock_ids                ZSET    score=id member=holder id (list_locks order)
   lock_names              HASH    holder id -> name
+Repair
+  kept_parents            ZSET    score=when to look again  old finished parents kept because a
+                                  child is not finished (out of finished_at meanwhile)
 Schedules
   ids:schedule            STRING  last schedule id
   schedule:<id>           HASH    name cron task args attempts expire lax notes priority queue
@@ -97,3 +101,8 @@ class Keyspace:
     @property
     def repair_lock(self) -> str:
         return self.prefix + "repair_lock"
+
+    @property
+    def inbox_channel(self) -> str:
+        """Published with a worker id whenever broadcast adds to that worker's inbox."""
+        return self.prefix + "inbox"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
@@ -183,6 +183,51 @@ class Dispatched(NamedTuple):
 DISPATCH_BATCH = 500
 
 # End of Schedules (types) -----------------------------------------------------------------------
+
+
+# Workers, Locks, Repair (types) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    """A registered worker; status is JSON object text, times epoch seconds."""
+
+    id: int
+    host: str
+    pid: int
+    started: float
+    notified: float
+    status: str
+    jobs: list[int]
+
+
+@dataclass(frozen=True)
+class LockRow:
+    """One live holder of a named lock."""
+
+    id: int
+    name: str
+    expires: float
+
+
+@dataclass(frozen=True)
+class RepairCounts:
+    """What one repair changed, per kind (RepairResponse)."""
+
+    missing_workers: int = 0
+    old_jobs: int = 0
+    expired_jobs: int = 0
+    abandoned_jobs: int = 0
+    stuck_jobs: int = 0
+
+    def __add__(self, other: RepairCounts) -> RepairCounts:
+        return RepairCounts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
+# Most items one repair script call handles, so no call blocks Redis for long.
+REPAIR_BATCH = 1000
+
+# End of Workers, Locks, Repair (types) ----------------------------------------------------------
 
 
 class Store:
@@ -418,6 +463,117 @@ class Store:
                 return fired  # All due read, or the rest is another dispatcher's.
 
     # End of Schedules ---------------------------------------------------------------------------
+
+    # Workers ------------------------------------------------------------------------------------
+
+    async def register_worker(
+        self, namespace: str, worker_id: int | None, *, host: str, pid: int, status: str
+    ) -> int:
+        """Registers a new worker (id None) or heartbeats one; status is JSON object text."""
+        args = ["" if worker_id is None else worker_id, host, pid, status]
+        return int(await self._run("register_worker", namespace, args))
+
+    async def unregister_worker(self, namespace: str, worker_id: int) -> bool:
+        return bool(await self._run("unregister_worker", namespace, [worker_id]))
+
+    async def list_workers(
+        self,
+        namespace: str,
+        offset: int,
+        limit: int,
+        *,
+        before: int | None = None,
+        ids: Sequence[int] = (),
+    ) -> tuple[list[WorkerRow], int]:
+        """One page of workers, id descending, and the total matching the filters."""
+        args = [offset, limit, "" if before is None else before, dumps(list(ids))]
+        out = await self._run("list_workers", namespace, args)
+        rows = []
+        for row in out[1:]:
+            f = _pairs(row[1])
+            rows.append(
+                WorkerRow(
+                    id=int(row[0]),
+                    host=f["host"],
+                    pid=int(f["pid"]),
+                    started=float(f["started"]),
+                    notified=float(f["notified"]),
+                    status=f["status"],
+                    jobs=sorted(int(j) for j in row[2]),
+                )
+            )
+        return rows, int(out[0])
+
+    async def broadcast(
+        self, namespace: str, command: str, args: str = "[]", ids: Sequence[int] = ()
+    ) -> bool:
+        """Sends [command, *args] (args: JSON array text) to the listed or all workers."""
+        message = dumps([command, *json.loads(args)])
+        return bool(await self._run("broadcast", namespace, [message, dumps(list(ids))]))
+
+    async def receive(self, namespace: str, worker_id: int) -> list[str]:
+        """Empties a worker's inbox; the commands oldest first, each JSON array text."""
+        return [_text(c) for c in await self._run("receive", namespace, [worker_id])]
+
+    # Locks --------------------------------------------------------------------------------------
+
+    async def acquire_lock(
+        self, namespace: str, name: str, duration: float, limit: int = 1
+    ) -> bool:
+        """Minion's lock(); a duration <= 0 only checks whether it could be acquired."""
+        args = [name, repr(float(duration)), limit]
+        return bool(await self._run("acquire_lock", namespace, args))
+
+    async def release_lock(self, namespace: str, name: str) -> bool:
+        return bool(await self._run("release_lock", namespace, [name]))
+
+    async def list_locks(
+        self, namespace: str, offset: int, limit: int, *, names: Sequence[str] = ()
+    ) -> tuple[list[LockRow], int]:
+        """One page of live lock holders, id descending, and the total matching the filter."""
+        out = await self._run("list_locks", namespace, [offset, limit, dumps(list(names))])
+        rows = [LockRow(int(r[0]), _text(r[1]), float(r[2])) for r in out[1:]]
+        return rows, int(out[0])
+
+    # Repair -------------------------------------------------------------------------------------
+
+    async def repair_batch(
+        self,
+        namespace: str,
+        missing_after: float,
+        remove_after: float,
+        stuck_after: float,
+        batch: int = REPAIR_BATCH,
+    ) -> tuple[RepairCounts, bool]:
+        """One bounded repair step; its counts and whether more is left to repair."""
+        thresholds = (missing_after, remove_after, stuck_after)
+        out = await self._run("repair", namespace, [*(repr(float(t)) for t in thresholds), batch])
+        return RepairCounts(*(int(n) for n in out[:5])), bool(out[5])
+
+    async def repair(
+        self,
+        namespace: str,
+        missing_after: float,
+        remove_after: float,
+        stuck_after: float,
+        *,
+        batch: int = REPAIR_BATCH,
+    ) -> RepairCounts:
+        """Minion's repair: bounded steps until nothing is left; the summed counts."""
+        total = RepairCounts()
+        more = True
+        while more:
+            counts, more = await self.repair_batch(
+                namespace, missing_after, remove_after, stuck_after, batch
+            )
+            total += counts
+        return total
+
+    async def hold_repair_lock(self, namespace: str, token: str, ms: int) -> bool:
+        """Takes or keeps the namespace's repair mutex for `ms` (0 releases it if ours)."""
+        return bool(await self._run("hold_repair_lock", namespace, [token, ms]))
+
+    # End of Workers, Locks, Repair --------------------------------------------------------------
 
 
 def decode_json(text: str | None) -> Any:
