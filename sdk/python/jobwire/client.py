@@ -1,0 +1,469 @@
+"""The synchronous jobwire client; method names and defaults mirror Minion's."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+
+from jobwire import _requests as rq
+from jobwire.errors import from_rpc_error
+from jobwire.types import (
+    DequeuedJob,
+    Dispatched,
+    Guard,
+    History,
+    JobInfo,
+    LockInfo,
+    Page,
+    RepairReport,
+    ScheduleInfo,
+    Stats,
+    WorkerInfo,
+)
+
+__all__ = ["Client"]
+
+T = TypeVar("T")
+
+
+class Client:
+    """A blocking client of one jobwire broker namespace; thread-safe, use one per process.
+
+    Every call raises `jobwire.JobwireError` on failure. `timeout` is the per-call deadline in
+    seconds (None: no deadline); a dequeue's `wait` is added to it. Pass `channel` to use a
+    channel you configured (TLS, options); the client then leaves closing it to you.
+    """
+
+    def __init__(
+        self,
+        target: str = rq.DEFAULT_TARGET,
+        *,
+        namespace: str = rq.DEFAULT_NAMESPACE,
+        timeout: float | None = None,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self.target = target
+        self.namespace = rq.namespace(namespace)
+        self.timeout = timeout
+        self._owns_channel = channel is None
+        self._channel = grpc.insecure_channel(target) if channel is None else channel
+        self._stubs = rq.Stubs(self._channel)
+
+    @classmethod
+    def from_env(cls, *, timeout: float | None = None) -> Client:
+        """A client for `JOBWIRE_TARGET` and `JOBWIRE_NAMESPACE` (defaults when unset)."""
+        return cls(
+            os.environ.get("JOBWIRE_TARGET") or rq.DEFAULT_TARGET,
+            namespace=os.environ.get("JOBWIRE_NAMESPACE") or rq.DEFAULT_NAMESPACE,
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        """Close the channel (unless it was passed in)."""
+        if self._owns_channel:
+            self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.target!r}, namespace={self.namespace!r})"
+
+    def _call(self, call: rq.Call[T]) -> T:
+        if call.request is None:
+            return call.parse(None)
+        method = self._stubs.method(call)
+        try:
+            response = method(call.request, timeout=call.deadline(self.timeout))
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        return call.parse(response)
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        task: str,
+        args: Sequence[Any] = (),
+        *,
+        attempts: int = 1,
+        delay: float = 0,
+        expire: float | None = None,
+        lax: bool = False,
+        notes: Mapping[str, Any] | None = None,
+        parents: Iterable[int] = (),
+        priority: int = 0,
+        queue: str = "default",
+    ) -> int:
+        """Add an inactive job and return its id; delay and expire are seconds."""
+        return self._call(
+            rq.enqueue(
+                self.namespace,
+                task,
+                args,
+                attempts=attempts,
+                delay=delay,
+                expire=expire,
+                lax=lax,
+                notes=notes,
+                parents=parents,
+                priority=priority,
+                queue=queue,
+            )
+        )
+
+    def enqueue_many(self, jobs: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Add several jobs (dicts of enqueue's arguments) atomically; ids in the same order."""
+        return self._call(rq.enqueue_many(self.namespace, jobs))
+
+    def dequeue(
+        self,
+        worker_id: int,
+        wait: float = 0.0,
+        *,
+        id: int | None = None,
+        min_priority: int | None = None,
+        queues: Iterable[str] = ("default",),
+        tasks: Iterable[str] | None = None,
+    ) -> DequeuedJob | None:
+        """Take the best ready job, waiting up to `wait` seconds; None when none is ready.
+
+        `tasks=None` takes any task; an empty `tasks` or `queues` list matches nothing.
+        """
+        jobs = self._call(
+            rq.dequeue(
+                self.namespace,
+                worker_id,
+                1,
+                wait,
+                id=id,
+                min_priority=min_priority,
+                queues=queues,
+                tasks=tasks,
+            )
+        )
+        return jobs[0] if jobs else None
+
+    def dequeue_many(
+        self,
+        worker_id: int,
+        count: int,
+        wait: float = 0.0,
+        *,
+        id: int | None = None,
+        min_priority: int | None = None,
+        queues: Iterable[str] = ("default",),
+        tasks: Iterable[str] | None = None,
+    ) -> list[DequeuedJob]:
+        """Take up to `count` ready jobs in one call (best first), waiting up to `wait` for one."""
+        return self._call(
+            rq.dequeue(
+                self.namespace,
+                worker_id,
+                count,
+                wait,
+                id=id,
+                min_priority=min_priority,
+                queues=queues,
+                tasks=tasks,
+            )
+        )
+
+    def finish_job(self, id: int, retries: int, result: Any = None) -> bool:
+        """Finish an active job; False when it is not active or `retries` is stale."""
+        return self._call(rq.finish_job(self.namespace, id, retries, result))
+
+    def fail_job(self, id: int, retries: int, result: Any = None) -> bool:
+        """Fail an active job (retried automatically while attempts remain); False when stale."""
+        return self._call(rq.fail_job(self.namespace, id, retries, result))
+
+    def complete_jobs(self, completions: Iterable[tuple[int, int, str, Any]]) -> list[bool]:
+        """Finish or fail several jobs: `(id, retries, "finished" | "failed", result)` each."""
+        return self._call(rq.complete_jobs(self.namespace, completions))
+
+    def retry_job(
+        self,
+        id: int,
+        retries: int,
+        *,
+        attempts: int | None = None,
+        delay: float = 0,
+        expire: float | None = None,
+        lax: bool | None = None,
+        parents: Iterable[int] | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+    ) -> bool:
+        """Move a job back to inactive whatever its state; None options keep the job's values."""
+        return self._call(
+            rq.retry_job(
+                self.namespace,
+                id,
+                retries,
+                attempts=attempts,
+                delay=delay,
+                expire=expire,
+                lax=lax,
+                parents=parents,
+                priority=priority,
+                queue=queue,
+            )
+        )
+
+    def remove_job(self, id: int) -> bool:
+        """Delete a job that is not active."""
+        return self._call(rq.remove_job(self.namespace, id))
+
+    def note(self, id: int, merge: Mapping[str, Any]) -> bool:
+        """Merge top-level keys into a job's notes (None removes a key); False if no such job."""
+        return self._call(rq.note(self.namespace, id, merge))
+
+    def job_info(self, id: int) -> JobInfo | None:
+        """One job, or None when it does not exist (or is inactive and expired)."""
+        return self._call(rq.job_info(self.namespace, id))
+
+    def list_jobs(
+        self,
+        offset: int = 0,
+        limit: int = 100,
+        *,
+        before: int | None = None,
+        ids: Iterable[int] | None = None,
+        notes: Iterable[str] | None = None,
+        queues: Iterable[str] | None = None,
+        states: Iterable[str] | None = None,
+        tasks: Iterable[str] | None = None,
+    ) -> Page[JobInfo]:
+        """One page of jobs, newest first; each filter list means "any of"."""
+        return self._call(
+            rq.list_jobs(
+                self.namespace,
+                offset,
+                limit,
+                before=before,
+                ids=ids,
+                notes=notes,
+                queues=queues,
+                states=states,
+                tasks=tasks,
+            )
+        )
+
+    def jobs(
+        self,
+        *,
+        before: int | None = None,
+        ids: Iterable[int] | None = None,
+        notes: Iterable[str] | None = None,
+        queues: Iterable[str] | None = None,
+        states: Iterable[str] | None = None,
+        tasks: Iterable[str] | None = None,
+        fetch: int = 100,
+    ) -> Iterator[JobInfo]:
+        """Every matching job, newest first, fetched `fetch` at a time (Minion's Iterator)."""
+        call = rq.list_jobs(
+            self.namespace,
+            0,
+            fetch,
+            before=before,
+            ids=ids,
+            notes=notes,
+            queues=queues,
+            states=states,
+            tasks=tasks,
+        )
+        while page := self._call(call):
+            yield from page
+            call = rq.before(call, page[-1].id)
+
+    def result(
+        self, id: int, *, interval: float = 0.5, timeout: float | None = None
+    ) -> JobInfo | None:
+        """Poll until the job finished or failed and return its info (None if it vanished).
+
+        Raises JobwireError(DEADLINE_EXCEEDED) when `timeout` seconds pass first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            info = self.job_info(id)
+            if info is None or info.state in rq.DONE_STATES:
+                return info
+            pause = interval
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise rq.result_timeout(id, timeout or 0.0)
+                pause = min(pause, remaining)
+            time.sleep(pause)
+
+    # --- admin ------------------------------------------------------------------------------
+
+    def stats(self) -> Stats:
+        """Minion's statistics for this namespace."""
+        return self._call(rq.stats(self.namespace))
+
+    def history(self) -> History:
+        """Finished and failed jobs per hour over the last 24 hours."""
+        return self._call(rq.history(self.namespace))
+
+    def repair(self) -> RepairReport:
+        """Run Minion's repair now (the broker also runs it periodically)."""
+        return self._call(rq.repair(self.namespace))
+
+    def reset(self, *, all: bool = False, locks: bool = False) -> None:
+        """Delete everything (`all`, ids restart at 1) or only the locks."""
+        self._call(rq.reset(self.namespace, all=all, locks=locks))
+
+    # --- workers ----------------------------------------------------------------------------
+
+    def register_worker(
+        self,
+        id: int | None = None,
+        *,
+        status: Mapping[str, Any] | None = None,
+        host: str | None = None,
+        pid: int | None = None,
+    ) -> int:
+        """Register a worker or heartbeat `id`; host and pid default to this process."""
+        return self._call(rq.register_worker(self.namespace, id, status=status, host=host, pid=pid))
+
+    def unregister_worker(self, id: int) -> None:
+        """Remove a worker; its active jobs are left for repair."""
+        self._call(rq.unregister_worker(self.namespace, id))
+
+    def list_workers(
+        self,
+        offset: int = 0,
+        limit: int = 100,
+        *,
+        before: int | None = None,
+        ids: Iterable[int] | None = None,
+    ) -> Page[WorkerInfo]:
+        """One page of workers, newest first."""
+        return self._call(rq.list_workers(self.namespace, offset, limit, before=before, ids=ids))
+
+    def broadcast(self, command: str, args: Sequence[Any] = (), ids: Iterable[int] = ()) -> bool:
+        """Send `[command, *args]` to the listed workers (all when empty); True if any got it."""
+        return self._call(rq.broadcast(self.namespace, command, args, ids))
+
+    def receive(self, worker_id: int) -> list[list[Any]]:
+        """Take a worker's inbox: its commands in the order they were sent."""
+        return self._call(rq.receive(self.namespace, worker_id))
+
+    # --- locks ------------------------------------------------------------------------------
+
+    def lock(self, name: str, duration: float, *, limit: int = 1) -> bool:
+        """Hold `name` for `duration` seconds if fewer than `limit` live holders exist.
+
+        A duration <= 0 only checks whether the lock could be acquired.
+        """
+        return self._call(rq.lock(self.namespace, name, duration, limit=limit))
+
+    def unlock(self, name: str) -> bool:
+        """Release the holder of `name` that expires soonest."""
+        return self._call(rq.unlock(self.namespace, name))
+
+    def is_locked(self, name: str) -> bool:
+        """Whether `name` has at least one live holder."""
+        return not self.lock(name, 0)
+
+    @contextmanager
+    def guard(self, name: str, duration: float, *, limit: int = 1) -> Iterator[Guard | None]:
+        """Hold a lock for a block: yields a Guard, or None when the lock is busy.
+
+        On exit the lock is released only if its duration has not passed yet, so an expired
+        guard never frees a lock someone else acquired since.
+        """
+        deadline = time.monotonic() + duration
+        if not self.lock(name, duration, limit=limit):
+            yield None
+            return
+        guard = Guard(name=name, deadline=deadline)
+        try:
+            yield guard
+        finally:
+            if not guard.expired:
+                self.unlock(name)
+
+    def list_locks(
+        self, offset: int = 0, limit: int = 100, *, names: Iterable[str] | None = None
+    ) -> Page[LockInfo]:
+        """One page of live lock holders, newest first."""
+        return self._call(rq.list_locks(self.namespace, offset, limit, names=names))
+
+    # --- schedules --------------------------------------------------------------------------
+
+    def schedule(
+        self,
+        name: str,
+        cron: str,
+        task: str,
+        args: Sequence[Any] = (),
+        *,
+        attempts: int = 1,
+        expire: float | None = None,
+        lax: bool = False,
+        notes: Mapping[str, Any] | None = None,
+        priority: int = 0,
+        queue: str = "default",
+    ) -> int:
+        """Create or replace the schedule `name` (UTC cron); returns its id."""
+        return self._call(
+            rq.schedule(
+                self.namespace,
+                name,
+                cron,
+                task,
+                args,
+                attempts=attempts,
+                expire=expire,
+                lax=lax,
+                notes=notes,
+                priority=priority,
+                queue=queue,
+            )
+        )
+
+    def unschedule(self, name: str) -> bool:
+        """Delete a schedule; False when no schedule has that name."""
+        return self._call(rq.unschedule(self.namespace, name))
+
+    def pause_schedule(self, name: str) -> bool:
+        """Stop a schedule from firing; False when no schedule has that name."""
+        return self._call(rq.pause_schedule(self.namespace, name))
+
+    def resume_schedule(self, name: str) -> bool:
+        """Let a paused schedule fire again; False when no schedule has that name."""
+        return self._call(rq.resume_schedule(self.namespace, name))
+
+    def list_schedules(
+        self,
+        offset: int = 0,
+        limit: int = 100,
+        *,
+        before: int | None = None,
+        ids: Iterable[int] | None = None,
+        names: Iterable[str] | None = None,
+    ) -> Page[ScheduleInfo]:
+        """One page of schedules, newest first."""
+        return self._call(
+            rq.list_schedules(self.namespace, offset, limit, before=before, ids=ids, names=names)
+        )
+
+    def dispatch_schedules(self) -> list[Dispatched]:
+        """Enqueue one job per due schedule now; empty when another dispatcher is running."""
+        return self._call(rq.dispatch_schedules(self.namespace))
