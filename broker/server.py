@@ -21,6 +21,7 @@ from broker.services.locks import LockServicer
 from broker.services.schedules import ScheduleServicer
 from broker.services.workers import WorkerServicer
 from broker.store import Store
+from broker.upkeep import Repairer
 from broker.wakeups import Wakeups
 from jobwire.v1 import (
     admin_service_pb2,
@@ -121,7 +122,11 @@ class Broker:
 
     def _upkeep(self, ctx: ServiceContext) -> list[Component]:
         """Background components beyond wake-ups and health (repair, schedules)."""
-        return []
+        components: list[Component] = []
+        # Repair (workers, locks and repair issue): the default namespace, one replica at a time.
+        components.append(Repairer(ctx.store, self.settings, [self.settings.namespace]))
+        # End of Repair
+        return components
 
     async def stop(self, grace: float | None = None) -> None:
         """Reports NOT_SERVING, stops accepting, lets in-flight calls finish within `grace`."""

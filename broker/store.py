@@ -544,10 +544,12 @@ class Store:
         remove_after: float,
         stuck_after: float,
         batch: int = REPAIR_BATCH,
+        stream_missing_after: float | None = None,
     ) -> tuple[RepairCounts, bool]:
         """One bounded repair step; its counts and whether more is left to repair."""
-        thresholds = (missing_after, remove_after, stuck_after)
-        out = await self._run("repair", namespace, [*(repr(float(t)) for t in thresholds), batch])
+        stream = missing_after if stream_missing_after is None else stream_missing_after
+        args = [repr(float(t)) for t in (missing_after, remove_after, stuck_after)]
+        out = await self._run("repair", namespace, [*args, batch, repr(float(stream))])
         return RepairCounts(*(int(n) for n in out[:5])), bool(out[5])
 
     async def repair(
@@ -558,13 +560,17 @@ class Store:
         stuck_after: float,
         *,
         batch: int = REPAIR_BATCH,
+        stream_missing_after: float | None = None,
     ) -> RepairCounts:
-        """Minion's repair: bounded steps until nothing is left; the summed counts."""
+        """Minion's repair: bounded steps until nothing is left; the summed counts.
+
+        Workers that opened a stream are judged by `stream_missing_after` (default: missing_after).
+        """
         total = RepairCounts()
         more = True
         while more:
             counts, more = await self.repair_batch(
-                namespace, missing_after, remove_after, stuck_after, batch
+                namespace, missing_after, remove_after, stuck_after, batch, stream_missing_after
             )
             total += counts
         return total

@@ -1,5 +1,6 @@
 -- register_worker: registers a new worker (next id) or heartbeats an existing one (Minion's
 -- register_worker): notified moves to now and status is replaced; host, pid and started stay.
+-- A streaming worker's workers_streaming score moves too.
 -- An id that no longer exists (unregistered, or removed by repair) is re-created with that id.
 -- include: keys
 -- KEYS[1]  namespace prefix "jobwire:{ns}:"
@@ -27,4 +28,5 @@ else
   redis.call('ZADD', P .. 'workers', tonumber(id), id)
 end
 redis.call('ZADD', P .. 'workers_notified', now, id)
+redis.call('ZADD', P .. 'workers_streaming', 'XX', now, id)
 return tonumber(id)

@@ -7,4 +7,5 @@
 local id = ARGV[1]
 redis.call('ZREM', P .. 'workers', id)
 redis.call('ZREM', P .. 'workers_notified', id)
+redis.call('ZREM', P .. 'workers_streaming', id)
 return redis.call('DEL', P .. 'worker:' .. id, P .. 'inbox:' .. id) > 0 and 1 or 0
