@@ -34,6 +34,8 @@ Workers
   worker:<id>             HASH    host pid started notified status
   workers                 ZSET    score=id
   workers_notified        ZSET    score=notified (repair: missing_after)
+  workers_streaming       ZSET    score=notified, workers that opened a stream (repair:
+                                  stream_missing_after, so a dead streaming worker is noticed fast)
   inbox:<id>              LIST    pending remote-control commands, JSON arrays
   inbox                   CHANNEL published with a worker id when its inbox received a command
 Locks
@@ -58,7 +60,9 @@ Schedules
                                   ZCARD = stats' schedules)
 Coordination
   repair_lock             STRING  holder token while one replica repairs (SET NX PX)
-  wake                    CHANNEL published when a job may have become runnable or a slot freed
+  wake                    CHANNEL a job may have become runnable (payload: queue, or "" for any)
+  slots                   CHANNEL a worker's active job ended (payload: worker id)
+  inbox                   CHANNEL a remote-control command reached a worker's inbox (payload: id)
 """
 
 from __future__ import annotations

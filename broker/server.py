@@ -12,8 +12,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from broker.config import Settings
+from broker.dispatch import Dispatcher
 from broker.embedded_redis import EmbeddedRedis
 from broker.health import HealthReporter
+from broker.scheduler import Scheduler
 from broker.services.admin import AdminServicer
 from broker.services.context import ServiceContext
 from broker.services.jobs import JobServicer
@@ -79,7 +81,10 @@ class Broker:
         store = Store(self.redis)
         wakeups = Wakeups(self.redis)
         await wakeups.start()
-        ctx = ServiceContext(store=store, settings=self.settings, wakeups=wakeups)
+        self.dispatcher = Dispatcher(store, wakeups)
+        ctx = ServiceContext(
+            store=store, settings=self.settings, wakeups=wakeups, dispatcher=self.dispatcher
+        )
         health = HealthReporter(store, SERVICE_NAMES)
         self.health = health
         self.ctx = ctx
@@ -111,9 +116,9 @@ class Broker:
         self.port = server.add_insecure_port(self.settings.listen)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {self.settings.listen}")
-        self.components = [wakeups, health, *self._upkeep(ctx)]
+        self.components = [wakeups, health, self.dispatcher, *self._upkeep(ctx)]
         await health.start()
-        for component in self.components[2:]:
+        for component in self.components[3:]:
             await component.start()
         await server.start()
         self.server = server
@@ -126,6 +131,9 @@ class Broker:
         # Repair (workers, locks and repair issue): the default namespace, one replica at a time.
         components.append(Repairer(ctx.store, self.settings, [self.settings.namespace]))
         # End of Repair
+        # Schedules: every replica dispatches; compare-and-set keeps each firing to one job.
+        components.append(Scheduler(ctx.store, self.settings, [self.settings.namespace]))
+        # End of Schedules
         return components
 
     async def stop(self, grace: float | None = None) -> None:
@@ -133,6 +141,8 @@ class Broker:
         grace = self.settings.grace_period if grace is None else grace
         if self.server is not None:
             await self.health.drain()
+            # Streams would hold the grace period open: end them first, workers reconnect.
+            self.dispatcher.close_all()
             await self.server.stop(grace)
             self.server = None
         for component in reversed(self.components):

@@ -11,22 +11,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
 log = logging.getLogger("jobwire.wakeups")
 
-PATTERN = "jobwire:{*}:wake"
+CHANNELS = ("wake", "slots", "inbox")
+PATTERNS = [f"jobwire:{{*}}:{kind}" for kind in CHANNELS]
+
+Listener = Callable[[str, str, str], None]
 
 
 class Wakeups:
-    """Tracks a generation per namespace and wakes the waiters of a namespace when it changes."""
+    """Tracks a generation per namespace and wakes the waiters of a namespace when it changes.
+
+    Only ``wake`` messages wake dequeue waiters; every message (``wake``, ``slots``, ``inbox``)
+    also goes to the listeners (the stream dispatcher), as (kind, namespace, payload).
+    """
 
     def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
         self._generations: dict[str, int] = {}
         self._events: dict[str, asyncio.Event] = {}
+        self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -52,6 +61,22 @@ class Wakeups:
     def wake_all(self) -> None:
         for namespace in list(self._generations.keys() | self._events.keys()):
             self.wake(namespace)
+        for listener in self._listeners:
+            listener("wake", "", "")
+
+    def add_listener(self, listener: Listener) -> None:
+        """Calls `listener(kind, namespace, payload)` for every message; ("wake", "", "") after a
+        reconnection means anything may have changed."""
+        self._listeners.append(listener)
+
+    def _dispatch(self, channel: str, payload: str) -> None:
+        # channel is "jobwire:{<namespace>}:<kind>"
+        head, _, kind = channel.rpartition(":")
+        namespace = head[len("jobwire:{") : -1]
+        if kind == "wake":
+            self.wake(namespace)
+        for listener in self._listeners:
+            listener(kind, namespace, payload)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="jobwire-wakeups")
@@ -69,16 +94,16 @@ class Wakeups:
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.psubscribe(PATTERN)
+                await pubsub.psubscribe(*PATTERNS)
                 self._ready.set()
                 self.wake_all()  # anything published while we were not listening
                 delay = 0.1
                 async for message in pubsub.listen():
-                    channel = message["channel"]
-                    if isinstance(channel, bytes):
-                        channel = channel.decode()
-                    # "jobwire:{<namespace>}:wake"
-                    self.wake(channel[len("jobwire:{") : -len("}:wake")])
+                    channel, data = message["channel"], message["data"]
+                    self._dispatch(
+                        channel.decode() if isinstance(channel, bytes) else channel,
+                        data.decode() if isinstance(data, bytes) else str(data),
+                    )
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
                 log.warning("wake-up subscription lost (%s); reconnecting", e)
                 self._ready.set()

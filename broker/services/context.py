@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from broker import validate
 from broker.config import Settings
+from broker.dispatch import Dispatcher
 from broker.store import Store
 from broker.wakeups import Wakeups
 
@@ -15,6 +16,7 @@ class ServiceContext:
     store: Store
     settings: Settings
     wakeups: Wakeups
+    dispatcher: Dispatcher
     payload: validate.Payload = field(init=False)
 
     def __post_init__(self) -> None:

@@ -43,13 +43,14 @@ local function leave_inactive(id, queue, task, parked)
   end
 end
 
--- Frees the worker slot an active job held.
+-- Frees the worker slot an active job held and tells the replica streaming to that worker.
 local function release_worker(id, worker)
   if not worker then return end
   redis.call('SREM', P .. 'worker_jobs:' .. worker, id)
   if redis.call('HINCRBY', P .. 'busy_workers', worker, -1) <= 0 then
     redis.call('HDEL', P .. 'busy_workers', worker)
   end
+  redis.call('PUBLISH', P .. 'slots', worker)
 end
 
 -- Returns jobs parked on a parent to their ready sets so dequeue checks them again; count released.
@@ -158,7 +159,6 @@ local function complete_job(id, retries, failed, result, now)
   redis.call('HSET', jk, 'state', to, 'finished', tstr(now), 'result', result)
   set_state(id, 'active', to)
   release_worker(id, f[3])
-  if f[3] then redis.call('PUBLISH', P .. 'slots', f[3]) end
   local released = release_parked(id)
   if failed then
     local attempts = tonumber(f[4])

@@ -1,0 +1,24 @@
+-- undeliver_jobs: returns jobs that were handed to a worker's stream but never written to it to
+-- inactive, unchanged (retries stays, so no handle goes stale), as if never dequeued.
+-- include: keys jobs
+-- KEYS[1]  namespace prefix "jobwire:{ns}:"
+-- ARGV[1]  worker id
+-- ARGV[2..] pairs: job id, retries it was handed out with
+-- Returns  number of jobs returned
+local worker = ARGV[1]
+local now = now_time()
+local n = 0
+for i = 2, #ARGV, 2 do
+  local id = ARGV[i]
+  local f = redis.call('HMGET', job_key(id), 'state', 'worker', 'retries', 'queue', 'task',
+    'priority', 'delayed', 'expires')
+  if f[1] == 'active' and f[2] == worker and f[3] == ARGV[i + 1] then
+    release_worker(id, worker)
+    set_state(id, 'active', 'inactive')
+    redis.call('HSET', job_key(id), 'state', 'inactive')
+    place_inactive(id, f[4], f[5], f[6], tonumber(f[7]), tonumber(f[8]), now)
+    n = n + 1
+  end
+end
+if n > 0 then publish_wake('') end
+return n
