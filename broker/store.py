@@ -125,6 +125,47 @@ def _pairs(flat: Sequence[bytes]) -> dict[str, str]:
     return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
+def _dequeued(row: Sequence[Any]) -> Dequeued:
+    """A job as the dequeue, dispatch and subscribe scripts return it."""
+    return Dequeued(
+        id=int(row[0]),
+        task=_text(row[1]),
+        args=_text(row[2]),
+        retries=int(row[3]),
+        queue=_text(row[4]),
+        priority=int(row[5]),
+        attempts=int(row[6]),
+        parents=_text(row[7]),
+        notes=_pairs(row[8]),
+    )
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What a streaming worker asked for (SubscribeRequest, validated)."""
+
+    worker: int
+    concurrency: int
+    queues: Sequence[str] = ("default",)
+    tasks: Sequence[str] = ()
+    min_priority: int | None = None
+    limits: dict[str, int] = field(default_factory=dict)
+    spare: int = 0
+    spare_min_priority: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "worker": self.worker,
+            "concurrency": self.concurrency,
+            "queues": list(self.queues),
+            "tasks": list(self.tasks),
+            "min_priority": self.min_priority,
+            "limits": self.limits,
+            "spare": self.spare,
+            "spare_min_priority": self.spare_min_priority,
+        }
+
+
 # Schedules (types) ------------------------------------------------------------------------------
 
 
@@ -285,21 +326,7 @@ class Store:
         )
         now = float(out[0])
         next_due = float(out[1]) if out[1] else None
-        jobs = [
-            Dequeued(
-                id=int(row[0]),
-                task=_text(row[1]),
-                args=_text(row[2]),
-                retries=int(row[3]),
-                queue=_text(row[4]),
-                priority=int(row[5]),
-                attempts=int(row[6]),
-                parents=_text(row[7]),
-                notes=_pairs(row[8]),
-            )
-            for row in out[2:]
-        ]
-        return jobs, now, next_due
+        return [_dequeued(row) for row in out[2:]], now, next_due
 
     async def complete_jobs(
         self, namespace: str, completions: Sequence[tuple[int, int, bool, str]]
@@ -391,6 +418,40 @@ class Store:
     async def reset(self, namespace: str, *, all: bool = False, locks: bool = False) -> None:
         if all or locks:
             await self._run("reset", namespace, ["all" if all else "locks"])
+
+    # Streams ------------------------------------------------------------------------------------
+
+    async def subscribe(
+        self, namespace: str, worker_id: int, running: Sequence[int]
+    ) -> tuple[list[str], list[Dequeued]] | None:
+        """Opens a worker's stream: None if the worker is not registered, else its drained inbox
+        (JSON texts) and the jobs active under it that it is not running (to deliver again)."""
+        out = await self._run("subscribe", namespace, [worker_id, dumps(list(running))])
+        if not out:
+            return None
+        return [_text(c) for c in out[0]], [_dequeued(row) for row in out[1:]]
+
+    async def dispatch_jobs(
+        self, namespace: str, subscriptions: Sequence[Subscription], budget: int
+    ) -> tuple[list[list[Dequeued]], float, float | None]:
+        """Fills the free slots of streaming workers: jobs per subscription, Redis' clock, and
+        when the next delayed job becomes due."""
+        out = await self._run(
+            "dispatch_jobs", namespace, [dumps([s.to_dict() for s in subscriptions]), budget]
+        )
+        jobs = [[_dequeued(row) for row in rows] for rows in out[2:]]
+        return jobs, float(out[0]), float(out[1]) if out[1] else None
+
+    async def undeliver_jobs(
+        self, namespace: str, worker_id: int, jobs: Sequence[tuple[int, int]]
+    ) -> int:
+        """Returns (id, retries) jobs never written to the worker's stream to inactive."""
+        args: list[Any] = [worker_id]
+        for job_id, retries in jobs:
+            args += [job_id, retries]
+        return int(await self._run("undeliver_jobs", namespace, args))
+
+    # End of Streams -----------------------------------------------------------------------------
 
     # Schedules ----------------------------------------------------------------------------------
 
