@@ -1,0 +1,58 @@
+"""Background schedule dispatch: every replica fires due schedules about once per interval.
+
+No mutex is needed: ``Store.dispatch_schedules`` fires each due schedule through a
+compare-and-set script, so however many replicas dispatch at once each firing enqueues one job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from broker.config import Settings
+from broker.store import Dispatched, Store
+
+log = logging.getLogger("jobwire.scheduler")
+
+
+class Scheduler:
+    """Runs Minion's dispatch_schedules every ``settings.dispatch_interval`` seconds (0: off)."""
+
+    def __init__(self, store: Store, settings: Settings, namespaces: Sequence[str]) -> None:
+        self.store = store
+        self.settings = settings
+        self.namespaces = list(namespaces)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.settings.dispatch_interval > 0 and self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="jobwire-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            for namespace in self.namespaces:
+                try:
+                    await self.run_once(namespace)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("dispatching schedules of namespace %s failed", namespace)
+            await asyncio.sleep(self.settings.dispatch_interval)
+
+    async def run_once(self, namespace: str) -> list[Dispatched]:
+        """Fires the due schedules of `namespace`; the jobs this replica enqueued."""
+        fired = await self.store.dispatch_schedules(namespace)
+        for item in fired:
+            log.info(
+                "schedule %s (%d) enqueued job %d in %s", item.name, item.id, item.job, namespace
+            )
+        return fired
