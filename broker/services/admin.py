@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import grpc
 from google.protobuf import duration_pb2
 
@@ -50,3 +52,27 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             self.ctx.namespace(request.namespace), all=request.all, locks=request.locks
         )
         return pb.ResetResponse()
+
+    # Repair (workers, locks and repair issue) ---------------------------------------------------
+
+    @rpc
+    async def Repair(
+        self, request: pb.RepairRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepairResponse:
+        """Runs at once with the broker's thresholds, as Minion's repair() does from any worker.
+
+        It skips the replicas' repair mutex: each step is one atomic script, so it interleaves
+        safely with a background repair; the mutex only keeps the loops from duplicating work.
+        """
+        s = self.ctx.settings
+        namespace = self.ctx.namespace(request.namespace)
+        counts = await self.store.repair(
+            namespace,
+            s.missing_after,
+            s.remove_after,
+            s.stuck_after,
+            stream_missing_after=s.stream_missing_after,
+        )
+        return pb.RepairResponse(**dataclasses.asdict(counts))
+
+    # End of Repair ------------------------------------------------------------------------------

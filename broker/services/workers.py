@@ -1,12 +1,100 @@
-"""WorkerService servicer. Until its issue lands every RPC answers UNIMPLEMENTED (inherited)."""
+"""WorkerService: registration and heartbeats, listing, and remote control (broadcast/receive).
+
+Subscribe (the job and command stream) is not here yet: it answers UNIMPLEMENTED (inherited).
+"""
 
 from __future__ import annotations
 
+import json
+
+import grpc
+
+from broker import convert, validate, values
+from broker.errors import InvalidArgument, rpc
 from broker.services.context import ServiceContext
-from jobwire.v1 import worker_service_pb2_grpc
+from broker.store import WorkerRow
+from jobwire.v1 import worker_pb2, worker_service_pb2_grpc
+from jobwire.v1 import worker_service_pb2 as pb
+
+
+def worker_id(value: int, field: str = "id") -> int:
+    if value <= 0:
+        raise InvalidArgument(field, "must be a worker id (at least 1)")
+    return value
+
+
+def worker_message(row: WorkerRow) -> worker_pb2.Worker:
+    message = worker_pb2.Worker(
+        id=row.id,
+        host=row.host,
+        pid=row.pid,
+        started=convert.timestamp(row.started),
+        notified=convert.timestamp(row.notified),
+        jobs=row.jobs,
+    )
+    message.status.CopyFrom(values.to_struct(json.loads(row.status)))
+    return message
 
 
 class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self.store = ctx.store
+
+    @rpc
+    async def RegisterWorker(
+        self, request: pb.RegisterWorkerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RegisterWorkerResponse:
+        namespace = self.ctx.namespace(request.namespace)
+        wid = worker_id(request.id) if request.HasField("id") else None
+        if len(request.host) > validate.MAX_NAME:
+            raise InvalidArgument("host", f"must be at most {validate.MAX_NAME} characters")
+        status = self.ctx.payload.text(values.from_value(request.status), "status")
+        new_id = await self.store.register_worker(
+            namespace, wid, host=request.host, pid=request.pid, status=status
+        )
+        return pb.RegisterWorkerResponse(id=new_id)
+
+    @rpc
+    async def UnregisterWorker(
+        self, request: pb.UnregisterWorkerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UnregisterWorkerResponse:
+        namespace = self.ctx.namespace(request.namespace)
+        await self.store.unregister_worker(namespace, worker_id(request.id))
+        return pb.UnregisterWorkerResponse()
+
+    @rpc
+    async def ListWorkers(
+        self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListWorkersResponse:
+        namespace = self.ctx.namespace(request.namespace)
+        offset, limit = validate.page(
+            request.offset, request.limit if request.HasField("limit") else None
+        )
+        rows, total = await self.store.list_workers(
+            namespace,
+            offset,
+            limit,
+            before=request.before if request.HasField("before") else None,
+            ids=list(request.ids),
+        )
+        return pb.ListWorkersResponse(workers=[worker_message(r) for r in rows], total=total)
+
+    @rpc
+    async def Broadcast(
+        self, request: pb.BroadcastRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BroadcastResponse:
+        """Unknown ids are skipped, as Minion does: `delivered` is false when none was reached."""
+        namespace = self.ctx.namespace(request.namespace)
+        command = validate.name(request.command, "command")
+        args = self.ctx.payload.list(request.args, "args")
+        delivered = await self.store.broadcast(namespace, command, args, list(request.ids))
+        return pb.BroadcastResponse(delivered=delivered)
+
+    @rpc
+    async def Receive(
+        self, request: pb.ReceiveRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReceiveResponse:
+        namespace = self.ctx.namespace(request.namespace)
+        commands = await self.store.receive(namespace, worker_id(request.worker_id, "worker_id"))
+        return pb.ReceiveResponse(commands=[convert.list_value(c) for c in commands])
