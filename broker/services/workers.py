@@ -1,16 +1,16 @@
-"""WorkerService: registration and heartbeats, listing, and remote control (broadcast/receive).
-
-Subscribe (the job and command stream) is not here yet: it answers UNIMPLEMENTED (inherited).
-"""
+"""WorkerService: registration and heartbeats, listing, remote control (broadcast/receive), and
+the Subscribe stream (implemented in broker/services/streams.py)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import grpc
 
 from broker import convert, validate, values
-from broker.errors import InvalidArgument, rpc
+from broker.errors import InvalidArgument, rpc, stream_rpc
+from broker.services import streams
 from broker.services.context import ServiceContext
 from broker.store import WorkerRow
 from jobwire.v1 import worker_pb2, worker_service_pb2_grpc
@@ -98,3 +98,10 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         namespace = self.ctx.namespace(request.namespace)
         commands = await self.store.receive(namespace, worker_id(request.worker_id, "worker_id"))
         return pb.ReceiveResponse(commands=[convert.list_value(c) for c in commands])
+
+    @stream_rpc
+    async def Subscribe(
+        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.SubscribeResponse]:
+        async for message in streams.subscribe(self.ctx, self.ctx.dispatcher, request, context):
+            yield message
