@@ -27,15 +27,34 @@ test: setup
 broker: setup
 	$(BIN)/jobwire broker
 
-## generate: regenerate the committed stubs in sdk/python/jobwire/v1 from proto/
-generate: setup
+## generate: regenerate the committed stubs of every language (Python, sdk/node, sdk/go) from proto/
+generate: setup node-setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/generate.sh
 
 ## check-generated: fail when the committed stubs differ from what proto/ generates
 check-generated: generate
-	git diff --exit-code --stat -- sdk/python/jobwire/v1
-	@untracked="$$(git ls-files --others --exclude-standard -- sdk/python/jobwire/v1)"; \
+	git diff --exit-code --stat -- $(GENERATED)
+	@untracked="$$(git ls-files --others --exclude-standard -- $(GENERATED))"; \
 	if [ -n "$$untracked" ]; then echo "not committed: $$untracked" >&2; exit 1; fi
+
+# --- Node and Go SDKs (issue 6) ---------------------------------------------------------------
+GENERATED := sdk/python/jobwire/v1 sdk/node/src/gen sdk/go/gen
+NODE_STAMP := sdk/node/node_modules/.package-lock.json
+.PHONY: node-setup sdk-node sdk-go
+
+## node-setup: install sdk/node's exact toolchain (protoc-gen-es, tsc) from its package-lock.json
+node-setup: $(NODE_STAMP)
+$(NODE_STAMP): sdk/node/package-lock.json
+	cd sdk/node && npm ci --no-audit --no-fund
+
+## sdk-node: build the TypeScript SDK into sdk/node/dist
+sdk-node: node-setup
+	cd sdk/node && npm run -s build
+
+## sdk-go: build the Go SDK and its examples offline from Debian's Go packages (see sdk/go)
+sdk-go:
+	sdk/go/build.sh vet
+# --- end of Node and Go SDKs ---------------------------------------------------------------------
 
 ## lint: ruff, mypy and buf lint
 lint: setup buf-lint

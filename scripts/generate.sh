@@ -13,3 +13,14 @@ mkdir -p "$out"
   --python_out=sdk/python --pyi_out=sdk/python --grpc_python_out=sdk/python \
   proto/jobwire/v1/*.proto
 printf '"""Generated from proto/jobwire/v1 by scripts/generate.sh; do not edit."""\n' > "$out/__init__.py"
+
+# Every other language: buf.gen.yaml runs local plugins only (no remote plugin registry here):
+# protoc-gen-es pinned in sdk/node/package-lock.json, and Debian's protoc-gen-go(-grpc).
+buf=$(command -v buf || echo .venv/bin/buf)
+need() { command -v "$1" >/dev/null || { echo "generate: $1 not found: $2" >&2; exit 1; }; }
+need "$buf" "pip install buf-bin (make setup)"
+need sdk/node/node_modules/.bin/protoc-gen-es "run npm ci in sdk/node (make node-setup)"
+need protoc-gen-go "apt-get install protoc-gen-go"
+need protoc-gen-go-grpc "apt-get install protoc-gen-go-grpc"
+rm -rf sdk/node/src/gen sdk/go/gen
+"$buf" generate
