@@ -25,28 +25,35 @@ class Scheduler:
         self.settings = settings
         self.namespaces = list(namespaces)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         if self.settings.dispatch_interval > 0 and self._task is None:
+            self._stopping.clear()
             self._task = asyncio.create_task(self._loop(), name="jobwire-scheduler")
 
     async def stop(self) -> None:
         if self._task is not None:
+            # The flag ends the loop even if a cancellation is swallowed inside a Redis call.
+            self._stopping.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             for namespace in self.namespaces:
+                if self._stopping.is_set():
+                    return
                 try:
                     await self.run_once(namespace)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("dispatching schedules of namespace %s failed", namespace)
-            await asyncio.sleep(self.settings.dispatch_interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.dispatch_interval)
 
     async def run_once(self, namespace: str) -> list[Dispatched]:
         """Fires the due schedules of `namespace`; the jobs this replica enqueued."""
