@@ -1,0 +1,103 @@
+"""The Node SDK (sdk/node) against the real broker, with Python on the other side."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import pytest
+
+from jobwire.v1 import worker_service_pb2, worker_service_pb2_grpc
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15, what: str = "it") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_node_client_enqueues_python_worker_runs_node_reads_results(
+    broker: Any, namespace: str, run_node: Any, python_worker: Any
+) -> None:
+    with python_worker() as worker:
+        out = run_node("enqueue-and-wait", broker.target, namespace, "3")
+    assert sorted(worker.done) == sorted(out["ids"])
+    assert [job["result"] for job in out["jobs"]] == [0, 2, 4]
+    for job, i in zip(out["jobs"], range(3), strict=True):
+        assert job["state"] == "finished"
+        assert job["args"] == [i, i]
+        assert job["notes"] == {"from": "node"}
+        assert job["worker"] == worker.worker_id
+        assert job["finishedIsDate"] and job["createdBeforeFinished"]
+    assert out["listedFinished"] == 3
+    assert out["missing"] is None
+    assert out["stats"]["finishedJobs"] == 3
+    assert out["stats"]["enqueuedJobs"] == 3
+
+
+def _subscribe_unimplemented(target: str, namespace: str, client: Any) -> bool:
+    """True when the broker answers Subscribe with UNIMPLEMENTED (the stream not written yet)."""
+    worker_id = client.register_worker()
+    try:
+        with grpc.insecure_channel(target) as channel:
+            stub = worker_service_pb2_grpc.WorkerServiceStub(channel)  # type: ignore[no-untyped-call]
+            call = stub.Subscribe(
+                worker_service_pb2.SubscribeRequest(
+                    namespace=namespace, worker_id=worker_id, concurrency=1, tasks=["nothing"]
+                ),
+                timeout=1,
+            )
+            try:
+                next(call)
+            except grpc.RpcError as error:
+                return bool(error.code() == grpc.StatusCode.UNIMPLEMENTED)
+            finally:
+                call.cancel()
+            return False
+    finally:
+        client.unregister_worker(worker_id)
+
+
+def test_node_worker_runs_stream_jobs_enqueued_from_python(
+    broker: Any, namespace: str, client: Any, start_node: Any
+) -> None:
+    if _subscribe_unimplemented(broker.target, namespace, client):
+        pytest.skip("the broker's WorkerService.Subscribe answers UNIMPLEMENTED (not written yet)")
+    ok = client.enqueue("add", [2, 3])
+    bad = client.enqueue("boom", [], attempts=2)
+
+    proc = start_node("worker", broker.target, namespace)
+    info = wait_for(
+        lambda: (i := client.job_info(bad)) and i.retries == 1 and i,
+        what="the failed job's automatic retry",
+    )
+    done = wait_for(lambda: (i := client.job_info(ok)) and i.state == "finished" and i)
+    # Registered, heartbeating and holding no job once both are reported.
+    (worker,) = client.list_workers()
+    assert worker.status["jobs"] == 2
+    assert done.result == 5
+    assert done.worker == worker.id
+    # attempts=2: the failure consumed one attempt and retried the job automatically.
+    assert info.state == "inactive"
+    assert info.attempts == 1
+    assert info.result == f"boom {bad}"
+    assert info.worker == worker.id
+
+    proc.send_signal(signal.SIGTERM)  # graceful stop: unregisters
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert '"stopped":true' in out
+    assert list(client.list_workers()) == []
+
+
+def test_node_gets_invalid_argument_with_field(broker: Any, namespace: str, run_node: Any) -> None:
+    out = run_node("bad-enqueue", broker.target, namespace)
+    assert out["isJobwireError"] is True
+    assert out["code"] == "INVALID_ARGUMENT"
+    assert [v["field"] for v in out["fieldViolations"]] == ["task"]
