@@ -152,6 +152,8 @@ class BrokerThread:
         return self
 
     def stop(self, grace: float = 0.5) -> None:
+        if self.loop.is_closed():
+            return
         if self.broker.server is not None or self.broker.redis is not None:
             self.call(self.broker.stop(grace))
         self.loop.call_soon_threadsafe(self.loop.stop)

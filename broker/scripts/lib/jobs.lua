@@ -144,9 +144,10 @@ local function retry_core(id, o, now)
     'attempts', o.attempts or f[7], 'delayed', tstr(delayed), 'lax', lax, 'parents', parents,
     'retried', tstr(now), 'retries', tonumber(f[11]) + 1)
   if expires then redis.call('HSET', jk, 'expires', tstr(expires)) end
-  local runnable = place_inactive(id, new_queue, task, new_priority, delayed, expires, now)
+  place_inactive(id, new_queue, task, new_priority, delayed, expires, now)
   release_parked(id)
-  if runnable then publish_wake(new_queue) end
+  -- Also when delayed: waiters then sleep until it is due instead of missing it.
+  publish_wake(new_queue)
   return true
 end
 
