@@ -26,6 +26,7 @@ from jobwire.types import (
     Stats,
     WorkerInfo,
 )
+from jobwire.worker import Worker
 
 __all__ = [
     "AsyncClient",
@@ -42,5 +43,6 @@ __all__ = [
     "RepairReport",
     "ScheduleInfo",
     "Stats",
+    "Worker",
     "WorkerInfo",
 ]

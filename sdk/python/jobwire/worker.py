@@ -1,0 +1,1149 @@
+"""The jobwire worker runtime: Minion's worker on top of the Subscribe stream (or long polling).
+
+    from jobwire import Client, Worker
+
+    worker = Worker(Client("127.0.0.1:50051"), queues=("default",), concurrency=4)
+
+    @worker.task("add")
+    def add(job, a, b):
+        job.note(progress="50%")
+        return a + b
+
+    worker.run()
+
+How a job is performed:
+- `async def` tasks run on the worker's event loop; plain functions run in a thread pool
+  (`executor="thread"`, size concurrency + spare) or in a new process per job
+  (`executor="process"`, multiprocessing "forkserver" or "spawn": the function must be importable).
+- The return value is the result (`finished`); an exception fails the job with
+  `{"error": "ValueError: boom", "traceback": "Traceback (most recent call last): ..."}`; a job
+  process that dies without answering fails it with Minion's
+  `"Job terminated unexpectedly (exit code: N, signal: S)"`. A task that finished, failed or
+  retried its job itself (`job.finish()` ...) keeps that outcome: no second report is sent.
+- Results go to the broker in batches (`CompleteJobs`) and are resent until the broker takes them;
+  until then the job counts as running, so a reconnect never gets it delivered again.
+
+Remote commands (`client.broadcast`): `jobs N`, `spare N`, `kill SIGNAL JOB_ID`, `stop JOB_ID`,
+plus `@worker.command(name)`. `kill` sends the signal to a job process; thread and async tasks
+cannot be signalled: INT, TERM and KILL fail the job at once (as if its process had been killed)
+after cancelling an async task or setting `job.killed` for a thread task (which keeps running
+until it returns, its outcome ignored); USR1 and USR2 are ignored for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import re
+import signal
+import socket
+import threading
+import traceback
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from typing import Any, Literal, TypeVar
+
+import grpc
+
+from jobwire import convert
+from jobwire.aio import AsyncClient
+from jobwire.client import Client
+from jobwire.convert import InvalidValue
+from jobwire.errors import JobwireError, from_rpc_error
+from jobwire.types import DequeuedJob, JobInfo
+from jobwire.v1 import worker_service_pb2, worker_service_pb2_grpc
+
+__all__ = ["Job", "Worker"]
+
+log = logging.getLogger("jobwire.worker")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Reconnect and resend backoff: 0.05 s doubling up to 5 s, reset after a success.
+BACKOFF_MIN = 0.05
+BACKOFF_MAX = 5.0
+# Signals `kill` may send (Minion's list).
+SIGNALS = {
+    "INT": signal.SIGINT,
+    "TERM": signal.SIGTERM,
+    "KILL": signal.SIGKILL,
+    "USR1": signal.SIGUSR1,
+    "USR2": signal.SIGUSR2,
+}
+# Signals that end a thread or async task (it cannot receive a real one).
+_ENDING = frozenset({"INT", "TERM", "KILL"})
+# Codes after which resending a completion may succeed; others mean the request itself is bad.
+_TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.CANCELLED,
+    }
+)
+_DIGITS = re.compile(r"[0-9]+")
+# Deadline of the worker's own unary calls when it builds its AsyncClient from a Client.
+_CALL_TIMEOUT = 30.0
+
+Outcome = Literal["finished", "failed"]
+
+
+def terminated(exit_code: int, signal_number: int) -> str:
+    """Minion's result for a job whose process ended without reporting."""
+    return f"Job terminated unexpectedly (exit code: {exit_code}, signal: {signal_number})"
+
+
+def error_result(error: BaseException) -> dict[str, Any]:
+    """The result stored when a task raises: the exception's last line and its traceback."""
+    return {
+        "error": "".join(traceback.format_exception_only(type(error), error)).strip(),
+        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+    }
+
+
+class Job:
+    """The job being performed, passed to the task as its first argument.
+
+    The blocking methods (`note`, `finish`, `fail`, `retry`, `info`) suit thread and process
+    tasks; async tasks should await `anote`, `afinish`, `afail`, `aretry`, `ainfo` instead.
+    `killed` is set when a `kill`/`stop` command ended this job (thread tasks may poll it).
+    """
+
+    def __init__(
+        self,
+        job: DequeuedJob,
+        client: Callable[[], Client],
+        aclient: AsyncClient | None = None,
+    ) -> None:
+        self.id = job.id
+        self.args = job.args
+        self.retries = job.retries
+        self.task = job.task
+        self.queue = job.queue
+        self.priority = job.priority
+        self.attempts = job.attempts
+        self.notes = job.notes
+        self.parents = job.parents
+        self.killed = threading.Event()
+        self._client = client
+        self._aclient = aclient
+        # True once the task finished, failed or retried this job itself.
+        self.settled = False
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id}, task={self.task!r}, retries={self.retries})"
+
+    def _async(self) -> AsyncClient:
+        if self._aclient is None:
+            raise RuntimeError("async job methods are only available to async tasks")
+        return self._aclient
+
+    def _settle(self, done: bool) -> bool:
+        self.settled = self.settled or done
+        return done
+
+    def note(self, **merge: Any) -> bool:
+        """Merge keys into the job's notes (None removes a key); False if the job is gone."""
+        return self._client().note(self.id, merge)
+
+    def finish(self, result: Any = None) -> bool:
+        """Finish the job now; False when it is no longer active with these retries."""
+        return self._settle(self._client().finish_job(self.id, self.retries, result))
+
+    def fail(self, result: Any = "Unknown error") -> bool:
+        """Fail the job now (retried automatically while attempts remain)."""
+        return self._settle(self._client().fail_job(self.id, self.retries, result))
+
+    def retry(self, **options: Any) -> bool:
+        """Move the job back to inactive (`Client.retry_job`'s options)."""
+        return self._settle(self._client().retry_job(self.id, self.retries, **options))
+
+    def info(self) -> JobInfo | None:
+        """Everything the broker stores about the job."""
+        return self._client().job_info(self.id)
+
+    async def anote(self, **merge: Any) -> bool:
+        """`note` for async tasks."""
+        return await self._async().note(self.id, merge)
+
+    async def afinish(self, result: Any = None) -> bool:
+        """`finish` for async tasks."""
+        return self._settle(await self._async().finish_job(self.id, self.retries, result))
+
+    async def afail(self, result: Any = "Unknown error") -> bool:
+        """`fail` for async tasks."""
+        return self._settle(await self._async().fail_job(self.id, self.retries, result))
+
+    async def aretry(self, **options: Any) -> bool:
+        """`retry` for async tasks."""
+        return self._settle(await self._async().retry_job(self.id, self.retries, **options))
+
+    async def ainfo(self) -> JobInfo | None:
+        """`info` for async tasks."""
+        return await self._async().job_info(self.id)
+
+
+@dataclass(eq=False)
+class _Entry:
+    """A job the broker has made active under this worker, from delivery until reported."""
+
+    job: DequeuedJob
+    handle: Job
+    # "waiting": delivered but no local slot yet; "running"; "reporting": outcome not yet sent.
+    state: Literal["waiting", "running", "reporting"] = "waiting"
+    task: asyncio.Task[None] | None = None
+    process: BaseProcess | None = None
+    killed: str | None = None
+    report: tuple[Outcome, Any] | None = None
+    fallback: bool = False  # the report was already replaced after the broker rejected it
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.job.id, self.job.retries)
+
+
+@dataclass
+class _Settings:
+    """What the worker tells the broker (status and subscription); commands change it."""
+
+    queues: list[str]
+    concurrency: int
+    spare: int
+    spare_min_priority: int
+    min_priority: int | None
+    limits: dict[str, int] = field(default_factory=dict)
+
+
+class Worker:
+    """Performs jobs of the registered tasks; Minion's worker with jobs pushed by the broker.
+
+    `client` is a `Client` or an `AsyncClient`. The runtime is asyncio: given a `Client`, it opens
+    its own AsyncClient (an insecure channel to the same target and namespace); given an
+    `AsyncClient`, it uses it (pass one to configure TLS) and opens a blocking `Client` to the
+    same target for thread tasks' job handles.
+
+    `mode="stream"` subscribes and has jobs and commands pushed; `mode="poll"` long-polls
+    `Dequeue` (`poll_wait` seconds) and reads the inbox between polls. `spare` extra slots take
+    only jobs with priority >= `spare_min_priority`; `limits` caps running jobs per task.
+    """
+
+    def __init__(
+        self,
+        client: Client | AsyncClient,
+        queues: Iterable[str] = ("default",),
+        concurrency: int = 4,
+        *,
+        heartbeat_interval: float = 5.0,
+        spare: int = 1,
+        spare_min_priority: int = 1,
+        limits: Mapping[str, int] | None = None,
+        min_priority: int | None = None,
+        mode: Literal["stream", "poll"] = "stream",
+        executor: Literal["thread", "process"] = "thread",
+        mp_context: Literal["forkserver", "spawn"] = "forkserver",
+        poll_wait: float = 5.0,
+        stream_timeout: float = 45.0,
+    ) -> None:
+        if mode not in ("stream", "poll"):
+            raise ValueError(f"mode must be 'stream' or 'poll', not {mode!r}")
+        if executor not in ("thread", "process"):
+            raise ValueError(f"executor must be 'thread' or 'process', not {executor!r}")
+        if isinstance(queues, str):
+            raise TypeError("queues must be a list of names, not a string")
+        self.client = client
+        self.mode = mode
+        self.executor = executor
+        self.mp_context = mp_context
+        self.heartbeat_interval = heartbeat_interval
+        self.poll_wait = poll_wait
+        self.stream_timeout = stream_timeout
+        self.settings = _Settings(
+            queues=list(queues),
+            concurrency=_count(concurrency, "concurrency"),
+            spare=_count(spare, "spare"),
+            spare_min_priority=int(spare_min_priority),
+            min_priority=min_priority,
+            limits={task: _count(n, f"limits[{task}]") for task, n in (limits or {}).items()},
+        )
+        self.id: int | None = None
+        self.performed = 0
+        # Set once the worker is registered and its first subscription (or poll) is under way.
+        self.ready = threading.Event()
+        self._tasks: dict[str, Callable[..., Any]] = {}
+        self._commands: dict[str, Callable[..., Any]] = {
+            "jobs": _jobs_command,
+            "spare": _spare_command,
+            "kill": _kill_command,
+            "stop": _stop_command,
+        }
+        self._entries: dict[tuple[int, int], _Entry] = {}
+        self._outbox: list[_Entry] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._aclient: AsyncClient | None = None
+        self._sync: Client | None = None
+        self._sync_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
+        self._threads_busy = 0
+        self._stopping = False
+        self._force = False
+        self._stop_requested = False
+
+    def __repr__(self) -> str:
+        return f"Worker(id={self.id}, queues={self.settings.queues!r}, mode={self.mode!r})"
+
+    # --- registration of tasks and commands -------------------------------------------------
+
+    def task(self, name: str) -> Callable[[F], F]:
+        """Decorator registering `fn(job, *args)` as the task `name`; returns fn unchanged."""
+
+        def register(fn: F) -> F:
+            self.add_task(name, fn)
+            return fn
+
+        return register
+
+    def add_task(self, name: str, fn: Callable[..., Any]) -> None:
+        """Register `fn(job, *args)` (plain or `async def`) as the task `name`."""
+        if self._loop is not None:
+            raise RuntimeError("register tasks before the worker runs")
+        self._tasks[name] = fn
+
+    def command(self, name: str) -> Callable[[F], F]:
+        """Decorator registering a remote command `fn(worker, *args)` (plain or async)."""
+
+        def register(fn: F) -> F:
+            self.add_command(name, fn)
+            return fn
+
+        return register
+
+    def add_command(self, name: str, fn: Callable[..., Any]) -> None:
+        """Register or replace the remote command `name`; it runs on the worker's event loop."""
+        self._commands[name] = fn
+
+    @property
+    def tasks(self) -> list[str]:
+        """Names of the registered tasks, which are the only tasks this worker takes."""
+        return sorted(self._tasks)
+
+    # --- state ------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> list[int]:
+        """Ids of the jobs active under this worker: waiting, running or not yet reported."""
+        return sorted({entry.job.id for entry in self._entries.values()})
+
+    def status(self) -> dict[str, Any]:
+        """The status sent with every heartbeat (Minion's keys, plus `type` and `running`)."""
+        s = self.settings
+        status: dict[str, Any] = {
+            "type": "Python",
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": list(s.queues),
+            "jobs": s.concurrency,
+            "spare": s.spare,
+            "spare_min_priority": s.spare_min_priority,
+            "limits": dict(s.limits),
+            "tasks": self.tasks,
+            "running": len(self._entries),
+            "performed": self.performed,
+            "heartbeat_interval": self.heartbeat_interval,
+            "mode": self.mode,
+            "executor": self.executor,
+        }
+        if s.min_priority is not None:
+            status["min_priority"] = s.min_priority
+        return status
+
+    def set_concurrency(self, concurrency: int) -> None:
+        """Change how many jobs run at once (0 pauses); applies at once (the `jobs` command).
+
+        Like `set_spare` and `set_limits`, safe to call from any thread while the worker runs.
+        """
+        self.settings.concurrency = _count(concurrency, "concurrency")
+        self._reconfigured()
+
+    def set_spare(self, spare: int) -> None:
+        """Change the number of spare slots for high-priority jobs (the `spare` command)."""
+        self.settings.spare = _count(spare, "spare")
+        self._reconfigured()
+
+    def set_limits(self, limits: Mapping[str, int]) -> None:
+        """Replace the per-task limits; applies at once."""
+        self.settings.limits = {task: _count(n, f"limits[{task}]") for task, n in limits.items()}
+        self._reconfigured()
+
+    def kill(self, signal_name: str, job_id: int) -> bool:
+        """Send INT|TERM|KILL|USR1|USR2 to a running job (see the module docs); False if unknown."""
+        entry = next(
+            (e for e in self._entries.values() if e.job.id == job_id and e.state == "running"),
+            None,
+        )
+        if entry is None or signal_name not in SIGNALS:
+            return False
+        if entry.process is not None:
+            if entry.process.exitcode is None and entry.process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(entry.process.pid, SIGNALS[signal_name])
+            return True
+        if entry.process is None and signal_name in _ENDING and entry.task is not None:
+            entry.killed = signal_name
+            entry.handle.killed.set()
+            entry.task.cancel()
+            return True
+        log.info("job %d: %s cannot be delivered to a %s task; ignored", job_id, signal_name,
+                 "thread" if entry.process is None else "process")  # fmt: skip
+        return False
+
+    # --- running ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until SIGINT/SIGTERM (then finish the running jobs and unregister); blocks.
+
+        A second SIGINT/SIGTERM, or SIGQUIT, kills the running jobs instead of waiting.
+        """
+        asyncio.run(self.run_async(handle_signals=True))
+
+    def stop(self, *, force: bool = False) -> None:
+        """Stop taking jobs, finish (or with `force`, kill) the running ones, unregister, return.
+
+        Safe to call from any thread or from a task; `run`/`run_async` return when done.
+        """
+        loop = self._loop
+        if loop is None:
+            self._stop_requested = True
+            self._force = self._force or force
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._request_stop(force)
+        else:
+            loop.call_soon_threadsafe(self._request_stop, force)
+
+    async def run_async(self, *, handle_signals: bool | None = None) -> None:
+        """`run` on the caller's event loop. Signal handlers are installed when `handle_signals`
+        is true, or when None and this is the main thread; use `stop()` otherwise.
+
+        Cancelling this coroutine is an abrupt stop: running jobs are abandoned to repair.
+        """
+        if not self._tasks:
+            raise RuntimeError("register at least one task before running the worker")
+        if self._loop is not None:
+            raise RuntimeError("the worker is already running")
+        loop = self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._reconfigure = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._outbox_ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        if self._stop_requested:
+            self._stop.set()
+        if handle_signals is None:
+            handle_signals = threading.current_thread() is threading.main_thread()
+        installed = self._install_signals(loop) if handle_signals else []
+        aclient, owns_aclient = self._make_async_client()
+        self._aclient = aclient
+        self._resize_pool()
+        loops: list[asyncio.Task[None]] = []
+        try:
+            self.id = await self._register_until_done()
+            receive = self._stream_loop() if self.mode == "stream" else self._poll_loop()
+            loops = [
+                self._supervised(receive, "receive"),
+                self._supervised(self._heartbeat_loop(), "heartbeat"),
+                self._supervised(self._report_loop(), "report"),
+            ]
+            await self._stop.wait()
+            await self._shutdown(loops)
+        finally:
+            for task in [*loops, *self._background]:
+                task.cancel()
+            for entry in self._entries.values():
+                self._abandon(entry)
+            await asyncio.gather(*loops, *self._background, return_exceptions=True)
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+            if owns_aclient:
+                await aclient.close()
+            if self._sync is not None and self._sync is not self.client:
+                self._sync.close()
+                self._sync = None
+            self._loop = None
+            self.ready.clear()
+
+    async def _shutdown(self, loops: list[asyncio.Task[None]]) -> None:
+        """Graceful stop: no new jobs, give back unstarted ones, wait, flush, unregister."""
+        receive = loops[0]
+        receive.cancel()
+        await asyncio.gather(receive, return_exceptions=True)
+        if self._force:
+            self._kill_all()
+        await self._hand_back_waiting()
+        while any(entry.state != "waiting" for entry in self._entries.values()):
+            self._progress.clear()
+            await self._progress.wait()
+        await self._hand_back_orphans()
+        assert self.id is not None
+        try:
+            await self._async().unregister_worker(self.id)
+        except JobwireError as error:
+            log.warning("worker %d: unregister failed: %s", self.id, error)
+
+    def _request_stop(self, force: bool) -> None:
+        if self._stopping and force and not self._force:
+            self._force = True
+            self._kill_all()
+        self._force = self._force or force
+        self._stopping = True
+        self._stop.set()
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        def on_signal(sig: int) -> None:
+            force = sig == signal.SIGQUIT or self._stopping
+            log.info("worker %s: %s, %s", self.id, signal.Signals(sig).name,
+                     "killing running jobs" if force else "finishing running jobs")  # fmt: skip
+            self._request_stop(force)
+
+        installed: list[int] = []
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+        return installed
+
+    def _supervised(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+        """A background loop; if it crashes (a bug), the worker logs it and stops."""
+
+        async def guard() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker %s: %s loop crashed; stopping", self.id, name)
+                self._request_stop(False)
+
+        return asyncio.ensure_future(guard())
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        """Run a fire-and-forget coroutine, keeping a reference until it is done."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- clients ----------------------------------------------------------------------------
+
+    def _make_async_client(self) -> tuple[AsyncClient, bool]:
+        if isinstance(self.client, AsyncClient):
+            return self.client, False
+        timeout = self.client.timeout if self.client.timeout is not None else _CALL_TIMEOUT
+        return AsyncClient(self.client.target, namespace=self.client.namespace,
+                           timeout=timeout), True  # fmt: skip
+
+    def _async(self) -> AsyncClient:
+        assert self._aclient is not None
+        return self._aclient
+
+    def _sync_client(self) -> Client:
+        """The blocking client of job handles (created on first use, from any thread)."""
+        if isinstance(self.client, Client):
+            return self.client
+        with self._sync_lock:
+            if self._sync is None:
+                self._sync = Client(
+                    self.client.target, namespace=self.client.namespace, timeout=_CALL_TIMEOUT
+                )
+            return self._sync
+
+    def _subscribe_stub(self) -> worker_service_pb2_grpc.WorkerServiceStub:
+        # AsyncClient opens its channel on its first call (the registration came first).
+        channel = self._async()._channel
+        assert channel is not None
+        stub: Any = worker_service_pb2_grpc.WorkerServiceStub
+        return stub(channel)  # type: ignore[no-any-return]
+
+    # --- registration and heartbeats --------------------------------------------------------
+
+    async def _register_until_done(self) -> int:
+        """Register, retrying transient failures with backoff (the broker may be restarting)."""
+        backoff = BACKOFF_MIN
+        while True:
+            try:
+                return await self._async().register_worker(self.id, status=self.status())
+            except JobwireError as error:
+                if error.code not in _TRANSIENT:
+                    raise
+                log.warning("worker: cannot register (%s); retrying in %.2fs", error, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _heartbeat(self) -> None:
+        try:
+            await self._async().register_worker(self.id, status=self.status())
+        except JobwireError as error:
+            log.warning("worker %s: heartbeat failed: %s", self.id, error)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            await self._heartbeat()
+
+    def _reconfigured(self) -> None:
+        """Concurrency, spare or limits changed: resubscribe, maybe start jobs (on the loop)."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if not on_loop:
+            loop.call_soon_threadsafe(self._reconfigured_here, True)
+            return
+        self._reconfigured_here(False)
+
+    def _reconfigured_here(self, heartbeat: bool) -> None:
+        if heartbeat:  # commands heartbeat after they ran; direct calls heartbeat here
+            self._spawn(self._heartbeat())
+        self._resize_pool()
+        self._reconfigure.set()
+        self._wake.set()
+        self._dispatch()
+
+    # --- receiving jobs: stream -------------------------------------------------------------
+
+    def _subscribe_request(self) -> worker_service_pb2.SubscribeRequest:
+        s = self.settings
+        assert self.id is not None
+        request = worker_service_pb2.SubscribeRequest(
+            namespace=self._async().namespace,
+            worker_id=self.id,
+            queues=s.queues,
+            tasks=self.tasks,
+            concurrency=s.concurrency,
+            running=self.running,
+            limits=s.limits,
+            spare=s.spare,
+            spare_min_priority=s.spare_min_priority,
+        )
+        if s.min_priority is not None:
+            request.min_priority = s.min_priority
+        return request
+
+    async def _stream_loop(self) -> None:
+        """Subscribe, handle messages, and reconnect with backoff when the stream ends."""
+        backoff = BACKOFF_MIN
+        while True:
+            self._reconfigure.clear()
+            call = self._subscribe_stub().Subscribe(self._subscribe_request())
+            changed = asyncio.ensure_future(self._reconfigure.wait())
+            why = "ended"
+            try:
+                await call.initial_metadata()
+                self.ready.set()
+                while True:
+                    read = asyncio.ensure_future(call.read())
+                    done, _ = await asyncio.wait(
+                        {read, changed},
+                        timeout=self.stream_timeout,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    if read not in done:
+                        read.cancel()
+                        why = "reconfigured" if changed.done() else "silent"
+                        break
+                    message = read.result()
+                    if message is grpc.aio.EOF:
+                        break
+                    backoff = BACKOFF_MIN
+                    self._on_message(message)
+            except grpc.RpcError as rpc_error:
+                error = from_rpc_error(rpc_error)
+                why = f"{error.code.name}: {error.reason}"
+                if error.code == grpc.StatusCode.FAILED_PRECONDITION:
+                    await self._heartbeat()  # registers the worker again under its id
+            finally:
+                changed.cancel()
+                call.cancel()
+            if why == "reconfigured":
+                backoff = BACKOFF_MIN
+                continue
+            log.info("worker %s: stream %s; reconnecting in %.2fs", self.id, why, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _on_message(self, message: worker_service_pb2.SubscribeResponse) -> None:
+        for job in message.jobs:
+            self._deliver(convert.dequeued_job(job))
+        self._dispatch()
+        ran = False
+        for command in message.commands:
+            ran = self._run_command(convert.from_list_value(command)) or ran
+        if ran:
+            self._spawn(self._heartbeat())
+
+    # --- receiving jobs: long polling -------------------------------------------------------
+
+    def _wanted(self) -> tuple[int, int | None, list[str]]:
+        """How many jobs to ask for, the minimum priority, and the tasks allowed by limits."""
+        s = self.settings
+        used = len(self._entries)
+        min_priority = s.min_priority
+        if used < s.concurrency:
+            count = s.concurrency - used
+        elif used < s.concurrency + s.spare:
+            count = s.concurrency + s.spare - used
+            if min_priority is None or min_priority < s.spare_min_priority:
+                min_priority = s.spare_min_priority
+        else:
+            return 0, None, []
+        counts = self._task_counts(all_states=True)
+        tasks = []
+        for task in self.tasks:
+            limit = s.limits.get(task)
+            if limit is None:
+                tasks.append(task)
+            elif counts.get(task, 0) < limit:
+                tasks.append(task)
+                count = min(count, limit - counts.get(task, 0))
+        return count, min_priority, tasks
+
+    async def _poll_loop(self) -> None:
+        """Read the inbox, then long-poll Dequeue for as many jobs as there are free slots."""
+        backoff = BACKOFF_MIN
+        assert self.id is not None
+        self.ready.set()
+        while True:
+            try:
+                commands = await self._async().receive(self.id)
+                if any([self._run_command(command) for command in commands]):
+                    self._spawn(self._heartbeat())
+                count, min_priority, tasks = self._wanted()
+                if count == 0 or not tasks:
+                    self._wake.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), min(self.poll_wait, 1.0))
+                    continue
+                jobs = await self._async().dequeue_many(
+                    self.id,
+                    count,
+                    self.poll_wait,
+                    min_priority=min_priority,
+                    queues=self.settings.queues,
+                    tasks=tasks,
+                )
+                backoff = BACKOFF_MIN
+            except JobwireError as error:
+                log.warning("worker %s: poll failed (%s); retrying in %.2fs", self.id, error,
+                            backoff)  # fmt: skip
+                if error.code == grpc.StatusCode.FAILED_PRECONDITION:
+                    await self._heartbeat()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            for job in jobs:
+                self._deliver(job)
+            self._dispatch()
+
+    # --- commands ---------------------------------------------------------------------------
+
+    def _run_command(self, command: list[Any]) -> bool:
+        """Run one `[name, *args]` command; False when unknown or malformed."""
+        if not command or not isinstance(command[0], str):
+            log.warning("worker %s: malformed command %r ignored", self.id, command)
+            return False
+        name, args = command[0], command[1:]
+        fn = self._commands.get(name)
+        if fn is None:
+            log.info("worker %s: unknown command %r ignored", self.id, name)
+            return False
+        try:
+            outcome = fn(self, *args)
+            if inspect.isawaitable(outcome):
+                self._spawn(self._await_command(name, outcome))
+        except Exception:
+            log.exception("worker %s: command %r failed", self.id, name)
+        return True
+
+    async def _await_command(self, name: str, outcome: Awaitable[Any]) -> None:
+        try:
+            await outcome
+        except Exception:
+            log.exception("worker %s: command %r failed", self.id, name)
+
+    # --- performing jobs --------------------------------------------------------------------
+
+    def _deliver(self, job: DequeuedJob) -> None:
+        if (job.id, job.retries) in self._entries:
+            log.debug("worker %s: job %d delivered again; ignored", self.id, job.id)
+            return
+        handle = Job(job, self._sync_client, self._aclient)
+        self._entries[(job.id, job.retries)] = _Entry(job, handle)
+
+    def _task_counts(self, *, all_states: bool = False) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for entry in self._entries.values():
+            if all_states or entry.state != "waiting":
+                counts[entry.job.task] = counts.get(entry.job.task, 0) + 1
+        return counts
+
+    def _dispatch(self) -> None:
+        """Start the waiting jobs that fit the local slots, best first."""
+        if self._stopping:
+            return
+        waiting = [e for e in self._entries.values() if e.state == "waiting"]
+        if not waiting:
+            return
+        s = self.settings
+        used = len(self._entries) - len(waiting)
+        counts = self._task_counts()
+        for entry in sorted(waiting, key=lambda e: (-e.job.priority, e.job.id)):
+            job = entry.job
+            if used >= s.concurrency + s.spare:
+                break
+            if used >= s.concurrency and job.priority < s.spare_min_priority:
+                continue
+            limit = s.limits.get(job.task)
+            if limit is not None and counts.get(job.task, 0) >= limit:
+                continue
+            used += 1
+            counts[job.task] = counts.get(job.task, 0) + 1
+            entry.state = "running"
+            entry.task = asyncio.ensure_future(self._perform(entry))
+
+    async def _perform(self, entry: _Entry) -> None:
+        job, handle = entry.job, entry.handle
+        fn = self._tasks.get(job.task)
+        outcome: Outcome = "finished"
+        result: Any = None
+        try:
+            if fn is None:
+                outcome, result = "failed", f'Task "{job.task}" not registered'
+            elif inspect.iscoroutinefunction(fn):
+                result = await fn(handle, *job.args)
+            elif self.executor == "process":
+                outcome, result, settled = await self._perform_in_process(entry, fn)
+                handle.settled = handle.settled or settled
+            else:
+                outcome, result = await self._perform_in_thread(fn, handle, job.args)
+        except asyncio.CancelledError:
+            if entry.killed is None:
+                raise
+            outcome, result = "failed", terminated(0, SIGNALS[entry.killed])
+        except Exception as error:
+            outcome, result = "failed", error_result(error)
+        self._complete(entry, outcome, result)
+
+    async def _perform_in_thread(
+        self, fn: Callable[..., Any], handle: Job, args: list[Any]
+    ) -> tuple[Outcome, Any]:
+        loop = asyncio.get_running_loop()
+        self._threads_busy += 1
+        self._resize_pool()
+        assert self._pool is not None
+
+        def call() -> tuple[Outcome, Any]:
+            try:
+                return "finished", fn(handle, *args)
+            except Exception as error:
+                return "failed", error_result(error)
+            finally:
+                loop.call_soon_threadsafe(self._thread_done)
+
+        return await loop.run_in_executor(self._pool, call)
+
+    def _thread_done(self) -> None:
+        self._threads_busy -= 1
+
+    def _resize_pool(self) -> None:
+        """Keep the pool at least concurrency + spare threads, more while killed tasks linger."""
+        s = self.settings
+        wanted = max(s.concurrency + s.spare, self._threads_busy, 1)
+        if self._pool is not None and wanted <= self._pool_size:
+            return
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)  # its threads finish their current calls
+        self._pool = ThreadPoolExecutor(wanted, thread_name_prefix="jobwire-job")
+        self._pool_size = wanted
+
+    async def _perform_in_process(
+        self, entry: _Entry, fn: Callable[..., Any]
+    ) -> tuple[Outcome, Any, bool]:
+        """Run the task in a new process; wait for its answer and its exit in a pool thread."""
+        loop = asyncio.get_running_loop()
+        context = (
+            multiprocessing.get_context("spawn")
+            if self.mp_context == "spawn"
+            else multiprocessing.get_context("forkserver")
+        )
+        receiver, sender = context.Pipe(duplex=False)
+        aclient = self._async()
+        process = context.Process(
+            target=_process_main,
+            args=(fn, entry.job, aclient.target, aclient.namespace, sender),
+            name=f"jobwire-job-{entry.job.id}",
+        )
+        self._threads_busy += 1
+        self._resize_pool()
+        assert self._pool is not None
+        try:
+            await loop.run_in_executor(self._pool, process.start)
+            sender.close()
+            entry.process = process
+            await self._note_pid(entry.job.id, process.pid)
+            return await loop.run_in_executor(self._pool, _wait_for_process, process, receiver)
+        finally:
+            self._threads_busy -= 1
+            entry.process = None
+            with contextlib.suppress(ValueError):  # still running only after an abrupt exit
+                process.close()
+
+    async def _note_pid(self, job_id: int, pid: int | None) -> None:
+        """Minion 12 notes the job process' pid as `minion_pid`."""
+        try:
+            await self._async().note(job_id, {"minion_pid": pid})
+        except JobwireError as error:
+            log.debug("job %d: cannot note minion_pid: %s", job_id, error)
+
+    def _kill_all(self) -> None:
+        for entry in list(self._entries.values()):
+            if entry.state == "running":
+                self.kill("KILL", entry.job.id)
+
+    def _abandon(self, entry: _Entry) -> None:
+        """Abrupt exit: stop what can be stopped; the broker's repair deals with the job."""
+        if entry.task is not None:
+            entry.task.cancel()
+        process = entry.process
+        if process is not None and process.exitcode is None and process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+
+    # --- reporting outcomes -----------------------------------------------------------------
+
+    def _complete(self, entry: _Entry, outcome: Outcome, result: Any) -> None:
+        """Queue the job's outcome for the broker (unless the task already settled the job)."""
+        entry.state = "reporting"
+        if entry.handle.settled:
+            self._reported(entry)
+            return
+        try:
+            convert.to_value(result, "result")
+        except InvalidValue as error:
+            outcome = "failed"
+            result = {"error": f"the result of task {entry.job.task!r} is not JSON: "
+                               f"{error.field}: {error.description}"}  # fmt: skip
+        entry.report = (outcome, result)
+        self._outbox.append(entry)
+        self._outbox_ready.set()
+
+    def _reported(self, entry: _Entry) -> None:
+        """The broker has the outcome: the slot is free."""
+        self._entries.pop(entry.key, None)
+        self.performed += 1
+        self._progress.set()
+        self._wake.set()
+        self._dispatch()
+
+    async def _report_loop(self) -> None:
+        """Send the queued outcomes, all that are ready in one CompleteJobs call, until taken."""
+        backoff = BACKOFF_MIN
+        while True:
+            await self._outbox_ready.wait()
+            await asyncio.sleep(0)  # let outcomes of the same moment join the batch
+            batch = list(self._outbox)
+            try:
+                await self._send(batch)
+            except JobwireError as error:
+                log.warning("worker %s: cannot report %d outcomes (%s); retrying in %.2fs",
+                            self.id, len(batch), error, backoff)  # fmt: skip
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            backoff = BACKOFF_MIN
+            sent = set(map(id, batch))
+            self._outbox = [entry for entry in self._outbox if id(entry) not in sent]
+            if not self._outbox:
+                self._outbox_ready.clear()
+            for entry in batch:
+                self._reported(entry)
+
+    async def _send(self, batch: list[_Entry]) -> None:
+        """One CompleteJobs call; outcomes the broker rejects as invalid are sent alone, then
+        replaced by an error result, then given up (logged). Transient errors propagate."""
+        completions = []
+        for entry in batch:
+            assert entry.report is not None
+            outcome, result = entry.report
+            completions.append((entry.job.id, entry.job.retries, outcome, result))
+        try:
+            applied = await self._async().complete_jobs(completions)
+        except JobwireError as error:
+            if error.code in _TRANSIENT:
+                raise
+            if len(batch) > 1:
+                for entry in batch:
+                    await self._send([entry])
+                return
+            entry = batch[0]
+            if entry.fallback:
+                log.error("job %d: outcome rejected (%s); given up", entry.job.id, error)
+                return
+            entry.fallback = True
+            entry.report = ("failed", {"error": f"the broker rejected the result: {error}"})
+            await self._send([entry])
+            return
+        for entry, done in zip(batch, applied, strict=False):
+            if not done:
+                log.debug("job %d: outcome not applied (no longer active)", entry.job.id)
+
+    # --- giving jobs back on stop -----------------------------------------------------------
+
+    async def _hand_back_waiting(self) -> None:
+        """Jobs delivered but never started go back to inactive for another worker."""
+        for entry in [e for e in self._entries.values() if e.state == "waiting"]:
+            await self._give_back(entry.job.id, entry.job.retries)
+            self._entries.pop(entry.key, None)
+
+    async def _hand_back_orphans(self) -> None:
+        """Jobs the broker made active under us that never arrived (written to a stream that
+        was closing) go back to inactive, so they neither wait for repair nor fail."""
+        assert self.id is not None
+        try:
+            workers = await self._async().list_workers(ids=[self.id])
+        except JobwireError as error:
+            log.warning("worker %d: cannot list own jobs on stop: %s", self.id, error)
+            return
+        for worker in workers:
+            for job_id in worker.jobs:
+                try:
+                    info = await self._async().job_info(job_id)
+                except JobwireError as error:
+                    log.warning("job %d: cannot read it on stop: %s", job_id, error)
+                    continue
+                if info is not None and info.state == "active" and info.worker == self.id:
+                    await self._give_back(job_id, info.retries)
+
+    async def _give_back(self, job_id: int, retries: int) -> None:
+        try:
+            if await self._async().retry_job(job_id, retries):
+                log.info("worker %s: job %d given back (not started)", self.id, job_id)
+        except JobwireError as error:
+            log.warning("job %d: cannot give it back: %s", job_id, error)
+
+
+# --- built-in commands ----------------------------------------------------------------------
+
+
+def _count(value: object, name: str) -> int:
+    """A non-negative int; digit strings are accepted (command arguments arrive as JSON)."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+
+
+def _jobs_command(worker: Worker, *args: Any) -> None:
+    """`jobs N`: change concurrency (0 pauses; spare slots stay)."""
+    worker.set_concurrency(_count(args[0] if args else None, "jobs"))
+
+
+def _spare_command(worker: Worker, *args: Any) -> None:
+    """`spare N`: change the spare slots."""
+    worker.set_spare(_count(args[0] if args else None, "spare"))
+
+
+def _kill_command(worker: Worker, *args: Any) -> None:
+    """`kill SIGNAL JOB_ID`: signal a job this worker runs; ignored otherwise."""
+    if len(args) < 2 or args[0] not in SIGNALS:
+        raise ValueError(f"kill needs INT|TERM|KILL|USR1|USR2 and a job id, not {list(args)!r}")
+    worker.kill(args[0], _count(args[1], "job id"))
+
+
+def _stop_command(worker: Worker, *args: Any) -> None:
+    """`stop JOB_ID`: `kill KILL JOB_ID`."""
+    _kill_command(worker, "KILL", *args)
+
+
+# --- job processes --------------------------------------------------------------------------
+
+
+def _process_main(
+    fn: Callable[..., Any],
+    job: DequeuedJob,
+    target: str,
+    namespace: str,
+    sender: multiprocessing.connection.Connection,
+) -> None:
+    """Entry point of a job process: run the task, send (outcome, result, settled), exit 0.
+
+    INT and TERM keep their default action and USR1/USR2 are ignored, as in Minion's job
+    processes, so `kill` ends the process and the parent reports it terminated.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    clients: list[Client] = []
+
+    def client() -> Client:
+        if not clients:
+            clients.append(Client(target, namespace=namespace, timeout=_CALL_TIMEOUT))
+        return clients[0]
+
+    handle = Job(job, client)
+    message: tuple[Outcome, Any, bool]
+    try:
+        message = ("finished", fn(handle, *job.args), handle.settled)
+    except Exception as error:
+        message = ("failed", error_result(error), handle.settled)
+    try:
+        try:
+            sender.send(message)
+        except Exception as error:  # e.g. a result that cannot be pickled
+            sender.send(("failed", error_result(error), handle.settled))
+    finally:
+        sender.close()
+        for c in clients:
+            c.close()
+
+
+def _wait_for_process(
+    process: BaseProcess, receiver: multiprocessing.connection.Connection
+) -> tuple[Outcome, Any, bool]:
+    """Blocks until the job process answered and exited; its answer, or Minion's verdict."""
+    message: tuple[Outcome, Any, bool] | None = None
+    try:
+        multiprocessing.connection.wait([receiver, process.sentinel])
+        if receiver.poll():
+            with contextlib.suppress(EOFError, OSError):
+                message = receiver.recv()
+    finally:
+        receiver.close()
+    process.join()
+    code = process.exitcode or 0
+    if message is not None:
+        return message
+    if code == 0:
+        return "finished", None, False
+    exit_code, signal_number = (0, -code) if code < 0 else (code, 0)
+    return "failed", terminated(exit_code, signal_number), False
