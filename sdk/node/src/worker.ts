@@ -122,7 +122,7 @@ export class Worker {
 
   private async loop(): Promise<void> {
     if (this.handlers.size === 0) throw new Error("register at least one task before run()");
-    this.id = await this.client.registerWorker({ status: this.status() });
+    if (!(await this.register())) return; // stopped before the broker could be reached
     const heartbeats = this.heartbeats();
     let fatal: JobwireError | null = null;
     try {
@@ -136,6 +136,24 @@ export class Worker {
       await this.client.unregisterWorker(this.id).catch((e) => this.report(e));
     }
     if (fatal) throw fatal;
+  }
+
+  /** Registers, retrying with backoff while the broker is unavailable; false if stopped first. */
+  private async register(): Promise<boolean> {
+    let delay = this.options.backoff?.initial ?? 250;
+    while (!this.stopping) {
+      try {
+        this.id = await this.client.registerWorker({ status: this.status() });
+        return true;
+      } catch (e) {
+        const error = JobwireError.from(e);
+        if (!TRANSIENT.has(error.code)) throw error;
+        this.report(error);
+        await this.pause(delay);
+        delay = Math.min(delay * 2, this.options.backoff?.max ?? 10_000);
+      }
+    }
+    return false;
   }
 
   /** Keeps one Subscribe stream open; returns the error that ended it for good, if any. */
