@@ -133,7 +133,8 @@ export class Worker {
       await Promise.allSettled([...this.inFlight.values()]);
       await this.flush();
       await heartbeats;
-      await this.client.unregisterWorker(this.id).catch((e) => this.report(e));
+      const id = this.id;
+      if (id !== null) await this.client.unregisterWorker(id).catch((e) => this.report(e));
     }
     if (fatal) throw fatal;
   }
