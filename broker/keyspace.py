@@ -59,6 +59,7 @@ Schedules
   schedules_due           ZSET    score=next_run member=id  unpaused schedules only (dispatch;
                                   ZCARD = stats' schedules)
 Coordination
+  jobwire:namespaces      SET     every namespace served (one key for all; NAMESPACES_KEY)
   repair_lock             STRING  holder token while one replica repairs (SET NX PX)
   wake                    CHANNEL a job may have become runnable (payload: queue, or "" for any)
   slots                   CHANNEL a worker's active job ended (payload: worker id)
@@ -70,6 +71,9 @@ from __future__ import annotations
 import re
 
 NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+# SET of every namespace a replica has served; outside any hash tag (read by upkeep only).
+NAMESPACES_KEY = "jobwire:namespaces"
 
 
 class Keyspace:

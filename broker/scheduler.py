@@ -20,12 +20,22 @@ log = logging.getLogger("jobwire.scheduler")
 class Scheduler:
     """Runs Minion's dispatch_schedules every ``settings.dispatch_interval`` seconds (0: off)."""
 
-    def __init__(self, store: Store, settings: Settings, namespaces: Sequence[str]) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, namespaces: Sequence[str] | None = None
+    ) -> None:
         self.store = store
         self.settings = settings
-        self.namespaces = list(namespaces)
+        # None: every namespace any replica has served, looked up again each round.
+        self._fixed = None if namespaces is None else list(namespaces)
+        self.namespaces: list[str] = self._fixed or [settings.namespace]
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+
+    async def _refresh(self) -> None:
+        if self._fixed is None:
+            with contextlib.suppress(Exception):
+                known = await self.store.namespaces()
+                self.namespaces = sorted({self.settings.namespace, *known})
 
     async def start(self) -> None:
         if self.settings.dispatch_interval > 0 and self._task is None:
@@ -43,6 +53,7 @@ class Scheduler:
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
+            await self._refresh()
             for namespace in self.namespaces:
                 if self._stopping.is_set():
                     return

@@ -127,14 +127,9 @@ class Broker:
 
     def _upkeep(self, ctx: ServiceContext) -> list[Component]:
         """Background components beyond wake-ups and health (repair, schedules)."""
-        components: list[Component] = []
-        # Repair (workers, locks and repair issue): the default namespace, one replica at a time.
-        components.append(Repairer(ctx.store, self.settings, [self.settings.namespace]))
-        # End of Repair
-        # Schedules: every replica dispatches; compare-and-set keeps each firing to one job.
-        components.append(Scheduler(ctx.store, self.settings, [self.settings.namespace]))
-        # End of Schedules
-        return components
+        # Both cover every namespace any replica has served. Repair runs on one replica at a
+        # time; every replica dispatches schedules, and compare-and-set fires each one once.
+        return [Repairer(ctx.store, self.settings), Scheduler(ctx.store, self.settings)]
 
     async def stop(self, grace: float | None = None) -> None:
         """Reports NOT_SERVING, stops accepting, lets in-flight calls finish within `grace`."""

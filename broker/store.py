@@ -16,7 +16,7 @@ from redis.commands.core import AsyncScript
 
 from broker import scripts
 from broker.cron import CronError, next_cron_time
-from broker.keyspace import Keyspace
+from broker.keyspace import NAMESPACES_KEY, Keyspace
 from broker.values import dumps
 
 
@@ -278,6 +278,7 @@ class Store:
         self.redis = client
         self._scripts: dict[str, AsyncScript] = {}
         self._keyspaces: dict[str, Keyspace] = {}
+        self._registered: set[str] = set()
 
     def keyspace(self, namespace: str) -> Keyspace:
         ks = self._keyspaces.get(namespace)
@@ -286,10 +287,18 @@ class Store:
         return ks
 
     async def _run(self, name: str, namespace: str, args: Iterable[Any] = ()) -> Any:
+        if namespace not in self._registered:
+            # Once per process and namespace, so every replica's upkeep finds every namespace.
+            await self.redis.sadd(NAMESPACES_KEY, namespace)
+            self._registered.add(namespace)
         script = self._scripts.get(name)
         if script is None:
             script = self._scripts[name] = self.redis.register_script(scripts.source(name))
         return await script(keys=[self.keyspace(namespace).prefix], args=list(args))
+
+    async def namespaces(self) -> list[str]:
+        """Every namespace any replica has served (for repair and schedule dispatch)."""
+        return sorted(_text(n) for n in await self.redis.smembers(NAMESPACES_KEY))
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())

@@ -27,14 +27,27 @@ class Repairer:
     """Runs Minion's repair every ``settings.repair_interval`` seconds (0 disables it)."""
 
     def __init__(
-        self, store: Store, settings: Settings, namespaces: Sequence[str], *, lease: float = LEASE
+        self,
+        store: Store,
+        settings: Settings,
+        namespaces: Sequence[str] | None = None,
+        *,
+        lease: float = LEASE,
     ) -> None:
         self.store = store
         self.settings = settings
-        self.namespaces = list(namespaces)
+        # None: every namespace any replica has served, looked up again each round.
+        self._fixed = None if namespaces is None else list(namespaces)
+        self.namespaces: list[str] = self._fixed or [settings.namespace]
         self.lease = lease
         self.token = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
+
+    async def _refresh(self) -> None:
+        if self._fixed is None:
+            with contextlib.suppress(Exception):
+                known = await self.store.namespaces()
+                self.namespaces = sorted({self.settings.namespace, *known})
 
     async def start(self) -> None:
         if self.settings.repair_interval > 0 and self._task is None:
@@ -52,6 +65,7 @@ class Repairer:
 
     async def _loop(self) -> None:
         while True:
+            await self._refresh()
             for namespace in self.namespaces:
                 try:
                     await self.run_once(namespace)

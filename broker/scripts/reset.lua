@@ -44,6 +44,7 @@ end
 redis.call('DEL', P .. 'ids:job', P .. 'ids:worker', P .. 'ids:lock', P .. 'ids:schedule',
   P .. 'jobs', P .. 'queues', P .. 'tasks', P .. 'notekeys', P .. 'delayed', P .. 'expiring',
   P .. 'inactive_since', P .. 'finished_at', P .. 'parent_expiry', P .. 'busy_workers',
-  P .. 'history', P .. 'workers', P .. 'workers_notified', P .. 'schedules',
+  P .. 'history', P .. 'workers', P .. 'workers_notified', P .. 'workers_streaming',
+  P .. 'kept_parents', P .. 'schedules',
   P .. 'schedule_names', P .. 'schedules_due')
 return 1
