@@ -17,6 +17,7 @@ for i = 2, #ARGV, 2 do
     set_state(id, 'active', 'inactive')
     redis.call('HSET', job_key(id), 'state', 'inactive')
     place_inactive(id, f[4], f[5], f[6], tonumber(f[7]), tonumber(f[8]), now)
+    release_parked(id)  -- children parked on it while active may now run (e.g. when it expires)
     n = n + 1
   end
 end

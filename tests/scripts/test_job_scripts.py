@@ -1053,11 +1053,6 @@ async def test_reset_all_leaves_nothing_and_restarts_ids(store, redis, ks, names
     await check()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reset.lua's final DEL lists neither workers_streaming (written by subscribe) nor "
-    "kept_parents (written by repair), so reset(all) leaves both behind",
-)
 @pytest.mark.parametrize("leftover", ["workers_streaming", "kept_parents"])
 async def test_reset_all_after_streams_and_repair_leaves_nothing(
     store, redis, ks, namespace, leftover
@@ -1169,15 +1164,9 @@ async def test_undeliver_jobs(store, redis, ks, namespace, check):
     await check()
 
 
-# Bugs found by these invariants (xfail until the scripts are fixed) ------------------------------
+# Bugs these invariants found (fixed in the scripts; kept as regression tests) -------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="undeliver_jobs returns an active parent to inactive without release_parked: children "
-    "parked on it while it was active are not watched by parent_expiry, so when the parent "
-    "expires they stay parked until repair deletes the parent",
-)
 async def test_undelivered_expiring_parent_releases_children_when_it_expires(
     store, namespace, check
 ):
@@ -1194,13 +1183,6 @@ async def test_undelivered_expiring_parent_releases_children_when_it_expires(
     await check()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a child leaving parked:<p> other than through release_parked (remove, retry, dequeue "
-    "by id) leaves p in parent_expiry; release_parked on an empty set returns before ZREM, so "
-    "stale entries are never dropped, and promote's window of 100 expired entries then never "
-    "reaches a real expired parent: its parked children stay blocked until repair",
-)
 async def test_stale_parent_expiry_entries_do_not_starve_expired_parents(
     store, redis, ks, namespace
 ):
@@ -1218,11 +1200,6 @@ async def test_stale_parent_expiry_entries_do_not_starve_expired_parents(
     assert await redis.zcard(ks.key("parent_expiry")) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="remove_job of a parked child leaves its parent in parent_expiry (stale entry, see "
-    "test_stale_parent_expiry_entries_do_not_starve_expired_parents)",
-)
 async def test_removing_parked_child_drops_parent_expiry_entry(store, namespace, check):
     parent = await enqueue(store, namespace, "p", queue="pq", expire=60)
     child = await enqueue(store, namespace, parents=[parent])

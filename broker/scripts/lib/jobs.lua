@@ -40,6 +40,9 @@ local function leave_inactive(id, queue, task, parked)
   if parked then
     redis.call('SREM', P .. 'parked:' .. parked, id)
     redis.call('HDEL', job_key(id), 'parked')
+    if redis.call('EXISTS', P .. 'parked:' .. parked) == 0 then
+      redis.call('ZREM', P .. 'parent_expiry', parked)
+    end
   end
 end
 
@@ -56,10 +59,11 @@ end
 -- Returns jobs parked on a parent to their ready sets so dequeue checks them again; count released.
 local function release_parked(pid)
   local key = P .. 'parked:' .. pid
+  -- Always: children may have left the parked set one by one (remove, retry, dequeue by id).
+  redis.call('ZREM', P .. 'parent_expiry', pid)
   local kids = redis.call('SMEMBERS', key)
   if #kids == 0 then return 0 end
   redis.call('DEL', key)
-  redis.call('ZREM', P .. 'parent_expiry', pid)
   local n = 0
   for _, cid in ipairs(kids) do
     local f = redis.call('HMGET', job_key(cid), 'state', 'parked', 'queue', 'task', 'priority')
