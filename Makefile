@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.jobwire-installed
 
-.PHONY: setup test broker generate check-generated lint buf-lint clean
+.PHONY: system-packages setup test broker generate check-generated lint buf-lint clean
 
 ## setup: create .venv and install jobwire editable with the dev extra (again only on change)
 setup: $(STAMP)
@@ -20,8 +20,12 @@ $(STAMP): pyproject.toml
 	touch $@
 
 ## test: run the whole test suite (PYTEST_ARGS=... to narrow it)
-test: setup
+test: setup system-packages node-setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## system-packages: install missing Debian packages the tests need (redis-server, Node, Go)
+system-packages:
+	@scripts/install-system-packages.sh
 
 ## broker: run a broker with an embedded Redis under ./jobwire-data
 broker: setup
