@@ -12,11 +12,11 @@ from dataclasses import astuple, dataclass, field
 from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 
 from broker import scripts
 from broker.cron import CronError, next_cron_time
 from broker.keyspace import NAMESPACES_KEY, Keyspace
+from broker.pipeline import ScriptRunner
 from broker.values import dumps
 
 
@@ -276,7 +276,7 @@ class Store:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
-        self._scripts: dict[str, AsyncScript] = {}
+        self._scripts = ScriptRunner(client, scripts.source)
         self._keyspaces: dict[str, Keyspace] = {}
         self._registered: set[str] = set()
 
@@ -291,10 +291,7 @@ class Store:
             # Once per process and namespace, so every replica's upkeep finds every namespace.
             await self.redis.sadd(NAMESPACES_KEY, namespace)
             self._registered.add(namespace)
-        script = self._scripts.get(name)
-        if script is None:
-            script = self._scripts[name] = self.redis.register_script(scripts.source(name))
-        return await script(keys=[self.keyspace(namespace).prefix], args=list(args))
+        return await self._scripts.run(name, [self.keyspace(namespace).prefix], list(args))
 
     async def namespaces(self) -> list[str]:
         """Every namespace any replica has served (for repair and schedule dispatch)."""

@@ -8,9 +8,10 @@
 local now = now_time()
 local ids = {}
 local woken = {}
+local first = redis.call('INCRBY', P .. 'ids:job', #ARGV) - #ARGV
 for i = 1, #ARGV do
   local spec = cjson.decode(ARGV[i])
-  ids[i] = create_job(spec, now)
+  ids[i] = create_job(spec, now, first + i)
   woken[spec.queue] = true
 end
 for queue in pairs(woken) do publish_wake(queue) end

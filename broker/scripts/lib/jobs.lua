@@ -4,13 +4,13 @@
 
 local function make_ready(id, queue, task, priority)
   redis.call('ZADD', ready_key(queue, task), -tonumber(priority), ready_member(id))
-  redis.call('SADD', P .. 'readytasks:' .. queue, task)
+  sadd_once(P .. 'readytasks:' .. queue, task)
 end
 
 local function unready(id, queue, task)
   local rk = ready_key(queue, task)
   if redis.call('ZREM', rk, ready_member(id)) == 1 and redis.call('EXISTS', rk) == 0 then
-    redis.call('SREM', P .. 'readytasks:' .. queue, task)
+    srem_seen(P .. 'readytasks:' .. queue, task)
   end
 end
 
@@ -205,30 +205,35 @@ end
 
 -- Creates one inactive job from a spec decoded from JSON (enqueue, batch enqueue, schedules):
 -- {task, args (json text), attempts, delay, expire|null, lax, notes {key: json text},
---  parents (json text), priority, queue}. Returns the id and whether it is runnable now.
-local function create_job(spec, now)
-  local id = istr(redis.call('INCR', P .. 'ids:job'))
+--  parents (json text), priority, queue}. `id` is the new job's id (nil: take the next one).
+-- Returns the id and whether it is runnable now.
+local function create_job(spec, now, id)
+  id = istr(id or redis.call('INCR', P .. 'ids:job'))
   local delayed = now + (spec.delay or 0)
   local expires = nil
   if spec.expire and spec.expire ~= cjson.null then expires = now + spec.expire end
-  local jk = job_key(id)
-  redis.call('HSET', jk, 'task', spec.task, 'args', spec.args, 'attempts', spec.attempts,
-    'created', tstr(now), 'delayed', tstr(delayed), 'lax', spec.lax and '1' or '0',
-    'parents', spec.parents, 'priority', spec.priority, 'queue', spec.queue, 'retries', 0,
-    'state', 'inactive')
-  if expires then redis.call('HSET', jk, 'expires', tstr(expires)) end
+  local created = tstr(now)
+  local fields = {'task', spec.task, 'args', spec.args, 'attempts', spec.attempts,
+    'created', created, 'delayed', delayed == now and created or tstr(delayed),
+    'lax', spec.lax and '1' or '0', 'parents', spec.parents, 'priority', spec.priority,
+    'queue', spec.queue, 'retries', 0, 'state', 'inactive'}
+  if expires then
+    fields[#fields + 1] = 'expires'
+    fields[#fields + 1] = tstr(expires)
+  end
+  redis.call('HSET', job_key(id), unpack(fields))
   local nid = tonumber(id)
   redis.call('ZADD', P .. 'jobs', nid, id)
   redis.call('ZADD', P .. 'state:inactive', nid, id)
   redis.call('ZADD', P .. 'queue:' .. spec.queue, nid, id)
   redis.call('ZADD', P .. 'task:' .. spec.task, nid, id)
-  redis.call('SADD', P .. 'queues', spec.queue)
-  redis.call('SADD', P .. 'tasks', spec.task)
-  if spec.notes then
+  sadd_once(P .. 'queues', spec.queue)
+  sadd_once(P .. 'tasks', spec.task)
+  if spec.notes and next(spec.notes) then
     for key, value in pairs(spec.notes) do
       redis.call('HSET', notes_key(id), key, value)
       redis.call('ZADD', P .. 'note:' .. key, nid, id)
-      redis.call('SADD', P .. 'notekeys', key)
+      sadd_once(P .. 'notekeys', key)
     end
   end
   if spec.parents ~= '[]' then

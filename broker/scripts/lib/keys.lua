@@ -26,6 +26,21 @@ local function ready_key(queue, task)
   return P .. 'ready:' .. #queue .. ':' .. queue .. ':' .. task
 end
 
+-- SADD that runs once per key and member within one script call (batches repeat the same
+-- queue and task names); srem_seen must run wherever the member may leave the set.
+local sadded = {}
+local function sadd_once(key, member)
+  local k = key .. '\0' .. member
+  if not sadded[k] then
+    redis.call('SADD', key, member)
+    sadded[k] = true
+  end
+end
+local function srem_seen(key, member)
+  redis.call('SREM', key, member)
+  sadded[key .. '\0' .. member] = nil
+end
+
 -- Ready-set member: zero-padded so that equal priorities sort by id ascending.
 local function ready_member(id)
   return string.format('%020d', tonumber(id))
