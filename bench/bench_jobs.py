@@ -274,8 +274,8 @@ async def fill_million(redis_url: str, total: int) -> float:
     enqueue = r.register_script(scripts.source("enqueue"))
     prefix = Keyspace(NAMESPACE).prefix
     # 10 queues x 10 tasks; the spec JSON is built once per combination.
-    specs = [JobSpec(f"task{i % 10}", "[1]", queue=f"queue{i // 10}").to_json() for i in range(100)]
-    batch = [specs[i % 100] for i in range(1000)]
+    specs = [JobSpec(f"task{i % 10}", "[1]", queue=f"queue{i // 10}").to_args() for i in range(100)]
+    batch = [arg for i in range(1000) for arg in specs[i % 100]]
     start = time.perf_counter()
     pending: set[asyncio.Task[Any]] = set()
     for _ in range(total // 1000):

@@ -80,7 +80,10 @@ class Payload:
         self.max_bytes = max_bytes
 
     def text(self, data: Any, field: str) -> str:
-        text = values.dumps(data)
+        try:
+            text = values.dumps(data)
+        except ValueError:
+            raise InvalidArgument(field, "must not contain NaN or Infinity") from None
         if len(text.encode()) > self.max_bytes:
             raise InvalidArgument(field, f"must encode to at most {self.max_bytes} bytes of JSON")
         return text
@@ -96,6 +99,8 @@ class Payload:
 
     def notes(self, message: struct_pb2.Struct, field: str) -> dict[str, str]:
         """Top-level keys as JSON text each; nested nulls dropped (jsonb_strip_nulls)."""
+        if not message.fields:
+            return {}
         data = values.from_value(message)
         self.text(data, field)
         out: dict[str, str] = {}
