@@ -6,7 +6,7 @@ import json
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
-from broker import values
+from broker import wire
 from broker.store import Dequeued, JobRow
 from jobwire.v1 import job_pb2
 
@@ -26,42 +26,51 @@ def timestamp(epoch: float) -> timestamp_pb2.Timestamp:
     )
 
 
-def set_time(message: timestamp_pb2.Timestamp, text: str | None) -> None:
-    if text:
-        message.CopyFrom(timestamp(float(text)))
-
-
 def list_value(text: str) -> struct_pb2.ListValue:
-    return values.to_list(json.loads(text))
+    return wire.to_list(json.loads(text))
 
 
 def notes_struct(notes: dict[str, str]) -> struct_pb2.Struct:
-    return values.to_struct({key: json.loads(text) for key, text in notes.items()})
+    return wire.to_struct({key: json.loads(text) for key, text in notes.items()})
+
+
+_TIMES = ("created", "delayed", "expires", "finished", "retried", "started")
 
 
 def job(row: JobRow) -> job_pb2.Job:
+    # Hot path of ListJobs (100 rows a page): every field goes in through the constructor, and
+    # empty notes, parents and children skip their conversions.
     f = row.fields
-    message = job_pb2.Job(
-        id=row.id,
-        task=f["task"],
-        args=list_value(f["args"]),
-        attempts=int(f["attempts"]),
-        children=row.children,
-        lax=f.get("lax") == "1",
-        notes=notes_struct(row.notes),
-        parents=json.loads(f["parents"]),
-        priority=int(f["priority"]),
-        queue=f["queue"],
-        retries=int(f["retries"]),
-        state=STATES[f["state"]],
-        worker=int(f.get("worker") or 0),
-    )
-    for name in ("created", "delayed", "expires", "finished", "retried", "started"):
-        set_time(getattr(message, name), f.get(name))
-    message.time.CopyFrom(timestamp(row.time))
-    if "result" in f:
-        message.result.CopyFrom(values.to_value(json.loads(f["result"])))
-    return message
+    fields: dict[str, object] = {
+        "id": row.id,
+        "task": f["task"],
+        "args": list_value(f["args"]),
+        "attempts": int(f["attempts"]),
+        "lax": f.get("lax") == "1",
+        "priority": int(f["priority"]),
+        "queue": f["queue"],
+        "retries": int(f["retries"]),
+        "state": STATES[f["state"]],
+        "time": timestamp(row.time),
+    }
+    if row.children:
+        fields["children"] = row.children
+    if row.notes:
+        fields["notes"] = notes_struct(row.notes)
+    parents = f["parents"]
+    if parents != "[]":
+        fields["parents"] = json.loads(parents)
+    worker = f.get("worker")
+    if worker:
+        fields["worker"] = int(worker)
+    for name in _TIMES:
+        text = f.get(name)
+        if text:
+            fields[name] = timestamp(float(text))
+    result = f.get("result")
+    if result is not None:
+        fields["result"] = wire.to_value(json.loads(result))
+    return job_pb2.Job(**fields)  # type: ignore[arg-type]
 
 
 def dequeued(item: Dequeued) -> job_pb2.DequeuedJob:

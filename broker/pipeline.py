@@ -16,8 +16,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-# Most calls in one pipeline; more wait for the next round trip.
+# Most calls, and most arguments, in one pipeline; more wait for the next round trip.
 MAX_BATCH = 1000
+MAX_ARGS = 100_000
 
 Pending = tuple[str, Sequence[Any], "asyncio.Future[Any]"]
 
@@ -49,8 +50,14 @@ class ScriptRunner:
     async def _flush(self) -> None:
         try:
             while self._pending:
-                batch = self._pending[:MAX_BATCH]
-                del self._pending[:MAX_BATCH]
+                size = args = 0
+                for _, call_args, _ in self._pending[:MAX_BATCH]:
+                    args += len(call_args)
+                    size += 1
+                    if args >= MAX_ARGS:
+                        break
+                batch = self._pending[:size]
+                del self._pending[:size]
                 try:
                     results = await self._execute(batch)
                 except BaseException as error:

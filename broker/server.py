@@ -74,7 +74,12 @@ class Broker:
             self.embedded = EmbeddedRedis(self.settings.data_dir)
             url = await self.embedded.start()
             log.info("embedded redis-server running at %s", url)
-        return aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=30)
+        # A blocking pool: a burst of calls waits for a connection instead of failing with
+        # "Too many connections" (scripts share one pipelined connection anyway).
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
+        return aioredis.Redis(
+            connection_pool=pool, decode_responses=False, health_check_interval=30
+        )
 
     async def start(self) -> int:
         self.redis = await self._connect()
@@ -147,7 +152,7 @@ class Broker:
                 log.exception("stopping %s failed", component)
         self.components = []
         if self.redis is not None:
-            await self.redis.aclose()
+            await self.redis.aclose(close_connection_pool=True)
             self.redis = None
         if self.embedded is not None:
             await self.embedded.stop()

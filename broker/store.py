@@ -141,6 +141,14 @@ def _pairs(flat: Sequence[bytes]) -> dict[str, str]:
     return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
+def _joined_pairs(joined: bytes) -> dict[str, str]:
+    """A hash that a script joined with the unit separator (see list_jobs.lua)."""
+    if not joined:
+        return {}
+    items = joined.decode().split("\x1f")
+    return dict(zip(items[::2], items[1::2], strict=True))
+
+
 def _dequeued(row: Sequence[Any]) -> Dequeued:
     """A job as the dequeue, dispatch and subscribe scripts return it."""
     return Dequeued(
@@ -304,9 +312,14 @@ class Store:
 
     async def _run(self, name: str, namespace: str, args: Iterable[Any] = ()) -> Any:
         if namespace not in self._registered:
-            # Once per process and namespace, so every replica's upkeep finds every namespace.
-            await self.redis.sadd(NAMESPACES_KEY, namespace)
+            # Once per process and namespace, so every replica's upkeep finds every namespace
+            # (marked first, so a burst of first calls sends one SADD, not one each).
             self._registered.add(namespace)
+            try:
+                await self.redis.sadd(NAMESPACES_KEY, namespace)
+            except BaseException:
+                self._registered.discard(namespace)
+                raise
         return await self._scripts.run(name, [self.keyspace(namespace).prefix], list(args))
 
     async def namespaces(self) -> list[str]:
@@ -408,9 +421,9 @@ class Store:
         rows = [
             JobRow(
                 id=int(row[0]),
-                fields=_pairs(row[1]),
-                notes=_pairs(row[2]),
-                children=sorted(int(c) for c in row[3]),
+                fields=_joined_pairs(row[1]),
+                notes=_joined_pairs(row[2]),
+                children=sorted(int(c) for c in row[3].split(b"\x1f")) if row[3] else [],
                 time=now,
             )
             for row in out[2:]

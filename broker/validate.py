@@ -73,6 +73,12 @@ def page(offset: int, limit: int | None) -> tuple[int, int]:
     return offset, limit
 
 
+def _note_key(key: str, field: str) -> None:
+    # Note keys name Redis index keys and are joined with control characters in list replies.
+    if not key or len(key) > MAX_NAME or any(ord(c) < 32 for c in key):
+        raise InvalidArgument(field, "keys must be 1-256 characters without control characters")
+
+
 class Payload:
     """Encodes JSON payloads to text, enforcing the broker's size limit."""
 
@@ -105,8 +111,7 @@ class Payload:
         self.text(data, field)
         out: dict[str, str] = {}
         for key, value in data.items():
-            if not key:
-                raise InvalidArgument(field, "keys must not be empty")
+            _note_key(key, field)
             out[key] = values.dumps(values.strip_nulls(value))
         return out
 
@@ -116,7 +121,6 @@ class Payload:
         self.text(data, field)
         out: dict[str, str | None] = {}
         for key, value in data.items():
-            if not key:
-                raise InvalidArgument(field, "keys must not be empty")
+            _note_key(key, field)
             out[key] = None if value is None else values.dumps(values.strip_nulls(value))
         return out

@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 # Struct numbers are doubles; whole numbers in this range go back to JSON as integers.
 _MAX_EXACT = 2**53
@@ -59,25 +59,6 @@ def from_value(message: struct_pb2.Value | struct_pb2.ListValue | struct_pb2.Str
     if isinstance(message, struct_pb2.Struct):
         return {k: _python(v) for k, v in message.fields.items()}
     return _python(message)
-
-
-def to_value(data: Any) -> struct_pb2.Value:
-    """protobuf Value holding any JSON value."""
-    value = struct_pb2.Value()
-    json_format.ParseDict(data, value)
-    return value
-
-
-def to_list(data: list[Any]) -> struct_pb2.ListValue:
-    value = struct_pb2.ListValue()
-    value.extend(data)
-    return value
-
-
-def to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
-    value = struct_pb2.Struct()
-    value.update(data)
-    return value
 
 
 def strip_nulls(value: Any) -> Any:

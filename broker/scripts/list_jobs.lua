@@ -8,7 +8,9 @@
 -- ARGV[2]  limit
 -- ARGV[3]  before (only ids lower), or ""
 -- ARGV[4..8] JSON arrays: ids, notes (keys), queues, states, tasks
--- Returns  {total, now, row...}; row = {id, job_hash_flat, notes_flat, children}
+-- Returns  {total, now, row...}; row = {id, job hash, notes hash, children}, each joined by
+--          "\31" (unit separator) into one string: one reply element instead of ~30 per row,
+--          safe because JSON text, validated names and note keys never hold control characters.
 local offset, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local before = tonumber(ARGV[3])
 local ids, notes = cjson.decode(ARGV[4]), cjson.decode(ARGV[5])
@@ -139,7 +141,8 @@ if #ids > 0 and #page == 0 then total = 0 end
 
 local out = {total, tstr(now)}
 for _, id in ipairs(page) do
-  out[#out + 1] = {id, redis.call('HGETALL', job_key(id)), redis.call('HGETALL', notes_key(id)),
-    redis.call('SMEMBERS', P .. 'children:' .. id)}
+  out[#out + 1] = {id, table.concat(redis.call('HGETALL', job_key(id)), '\31'),
+    table.concat(redis.call('HGETALL', notes_key(id)), '\31'),
+    table.concat(redis.call('SMEMBERS', P .. 'children:' .. id), '\31')}
 end
 return out

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from broker import convert, validate, values
+from broker import convert, validate, values, wire
 from broker.errors import InvalidArgument, rpc, stream_rpc
 from broker.services import streams
 from broker.services.context import ServiceContext
@@ -32,7 +32,7 @@ def worker_message(row: WorkerRow) -> worker_pb2.Worker:
         notified=convert.timestamp(row.notified),
         jobs=row.jobs,
     )
-    message.status.CopyFrom(values.to_struct(json.loads(row.status)))
+    message.status.CopyFrom(wire.to_struct(json.loads(row.status)))
     return message
 
 

@@ -172,9 +172,12 @@ def to_int(value: object, field: str, bounds: tuple[int, int] = INT64) -> int:
     """An integer within a field's range (int64 unless told); bools and floats are rejected."""
     if isinstance(value, bool):
         raise InvalidValue(field, "must be an integer, not bool")
-    if not isinstance(value, SupportsIndex):
+    if type(value) is int:  # the common case, without the slow Protocol isinstance check
+        number = value
+    elif isinstance(value, SupportsIndex):
+        number = operator.index(value)
+    else:
         raise InvalidValue(field, f"must be an integer, not {type(value).__name__}")
-    number = operator.index(value)
     low, high = bounds
     if not low <= number <= high:
         raise InvalidValue(field, f"{number} is out of range [{low}, {high}]")
