@@ -6,6 +6,7 @@ install (.ci/run installs all of it).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -95,40 +96,31 @@ def start_node(node_sdk: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]
 
 
 class PythonWorker:
-    """A Python worker in a thread: dequeues (long poll) and finishes `add` jobs with a + b.
-
-    It uses the Python client's dequeue / finish_job calls (the wire contract every SDK's worker
-    builds on), so it does not depend on the Python Worker runtime.
-    """
+    """The Python Worker runtime (jobwire.Worker over the stream) in a thread, running `add`."""
 
     def __init__(self, client: Any) -> None:
-        self.client = client
+        from jobwire import Worker
+
         self.done: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self.error: BaseException | None = None
+        self.worker = Worker(client, concurrency=4)
+        self.worker.add_task("add", self._add)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self.worker.run_async(handle_signals=False)), daemon=True
+        )
+
+    def _add(self, job: Any, a: int, b: int) -> int:
+        self.done.append(job.id)
+        return a + b
 
     def __enter__(self) -> PythonWorker:
-        self.worker_id = self.client.register_worker(status={"lang": "python"})
         self._thread.start()
+        assert self.worker.ready.wait(10), "the Python worker did not connect"
+        self.worker_id = self.worker.id
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
+        self.worker.stop()
         self._thread.join(10)
-        if self.error is not None:
-            raise self.error
-
-    def _loop(self) -> None:
-        try:
-            while not self._stop.is_set():
-                job = self.client.dequeue(self.worker_id, wait=0.2, tasks=["add"])
-                if job is not None:
-                    a, b = job.args
-                    assert self.client.finish_job(job.id, job.retries, a + b)
-                    self.done.append(job.id)
-        except BaseException as error:  # reported by __exit__ in the test's thread
-            self.error = error
 
 
 @pytest.fixture

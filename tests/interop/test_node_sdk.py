@@ -7,10 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import grpc
 import pytest
-
-from jobwire.v1 import worker_service_pb2, worker_service_pb2_grpc
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15, what: str = "it") -> Any:
@@ -41,34 +38,9 @@ def test_node_client_enqueues_python_worker_runs_node_reads_results(
     assert out["stats"]["enqueuedJobs"] == 3
 
 
-def _subscribe_unimplemented(target: str, namespace: str, client: Any) -> bool:
-    """True when the broker answers Subscribe with UNIMPLEMENTED (the stream not written yet)."""
-    worker_id = client.register_worker()
-    try:
-        with grpc.insecure_channel(target) as channel:
-            stub = worker_service_pb2_grpc.WorkerServiceStub(channel)  # type: ignore[no-untyped-call]
-            call = stub.Subscribe(
-                worker_service_pb2.SubscribeRequest(
-                    namespace=namespace, worker_id=worker_id, concurrency=1, tasks=["nothing"]
-                ),
-                timeout=1,
-            )
-            try:
-                next(call)
-            except grpc.RpcError as error:
-                return bool(error.code() == grpc.StatusCode.UNIMPLEMENTED)
-            finally:
-                call.cancel()
-            return False
-    finally:
-        client.unregister_worker(worker_id)
-
-
 def test_node_worker_runs_stream_jobs_enqueued_from_python(
     broker: Any, namespace: str, client: Any, start_node: Any
 ) -> None:
-    if _subscribe_unimplemented(broker.target, namespace, client):
-        pytest.skip("the broker's WorkerService.Subscribe answers UNIMPLEMENTED (not written yet)")
     ok = client.enqueue("add", [2, 3])
     bad = client.enqueue("boom", [], attempts=2)
 
