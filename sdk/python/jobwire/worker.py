@@ -413,9 +413,10 @@ class Worker:
     def run(self) -> None:
         """Run until SIGINT/SIGTERM (then finish the running jobs and unregister); blocks.
 
-        A second SIGINT/SIGTERM, or SIGQUIT, kills the running jobs instead of waiting.
+        A second SIGINT/SIGTERM, or SIGQUIT, kills the running jobs instead of waiting. Signals
+        can only be handled on the main thread: in another thread, `stop()` ends the worker.
         """
-        asyncio.run(self.run_async(handle_signals=True))
+        asyncio.run(self.run_async())
 
     def stop(self, *, force: bool = False) -> None:
         """Stop taking jobs, finish (or with `force`, kill) the running ones, unregister, return.
