@@ -99,7 +99,9 @@ class ScriptRunner:
         if len(batch) == 1:  # a plain command costs less than a pipeline of one
             name, args, _ = batch[0]
             try:
-                return [await self.redis.execute_command("EVALSHA", self.sha(name), *args)]
+                sha = self.sha(name)
+                # redis-py leaves execute_command untyped.
+                return [await self.redis.execute_command("EVALSHA", sha, *args)]  # type: ignore[no-untyped-call]
             except (NoScriptError, aioredis.ResponseError) as error:
                 return [error]
         pipe = self.redis.pipeline(transaction=False)

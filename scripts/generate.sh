@@ -9,8 +9,12 @@ python=${PYTHON:-python3}
 out=sdk/python/jobwire/v1
 rm -rf "$out"
 mkdir -p "$out"
+# mypy-protobuf (pinned in pyproject's dev extra) types the gRPC stubs too (*_pb2_grpc.pyi).
+bindir=$(dirname "$("$python" -c 'import sys; print(sys.executable)')")
 "$python" -m grpc_tools.protoc -Iproto \
+  --plugin=protoc-gen-mypy_grpc="$bindir/protoc-gen-mypy_grpc" \
   --python_out=sdk/python --pyi_out=sdk/python --grpc_python_out=sdk/python \
+  --mypy_grpc_out=sdk/python \
   proto/jobwire/v1/*.proto
 printf '"""Generated from proto/jobwire/v1 by scripts/generate.sh; do not edit."""\n' > "$out/__init__.py"
 

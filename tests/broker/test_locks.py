@@ -91,7 +91,7 @@ def test_reset_locks(client: Client) -> None:
     ],
 )
 def test_bad_acquire_is_invalid_argument(channel, namespace: str, request_, field) -> None:
-    stub = lock_service_pb2_grpc.LockServiceStub(channel)  # type: ignore[no-untyped-call]
+    stub = lock_service_pb2_grpc.LockServiceStub(channel)
     request_.namespace = namespace
     request_.duration.CopyFrom(duration_pb2.Duration(seconds=10))
     with pytest.raises(grpc.RpcError) as raised:
@@ -103,7 +103,7 @@ def test_bad_acquire_is_invalid_argument(channel, namespace: str, request_, fiel
 
 
 def test_limit_zero_means_one(channel, namespace: str) -> None:
-    stub = lock_service_pb2_grpc.LockServiceStub(channel)  # type: ignore[no-untyped-call]
+    stub = lock_service_pb2_grpc.LockServiceStub(channel)
     ten = duration_pb2.Duration(seconds=10)
     ask = lock_service_pb2.AcquireLockRequest(namespace=namespace, name="z", duration=ten, limit=0)
     assert stub.AcquireLock(ask).acquired

@@ -14,11 +14,12 @@ import pytest
 
 from jobwire import Client
 from jobwire.v1 import (
-    job_service_pb2 as jpb,
-)
-from jobwire.v1 import (
+    job_pb2,
     job_service_pb2_grpc,
     worker_service_pb2_grpc,
+)
+from jobwire.v1 import (
+    job_service_pb2 as jpb,
 )
 from jobwire.v1 import (
     worker_service_pb2 as wpb,
@@ -45,8 +46,8 @@ class StreamReader:
     def next(self, timeout: float = 5) -> wpb.SubscribeResponse:
         return self.messages.get(timeout=timeout)
 
-    def jobs(self, count: int, timeout: float = 5) -> list[wpb.DequeuedJob]:
-        got: list[wpb.DequeuedJob] = []
+    def jobs(self, count: int, timeout: float = 5) -> list[job_pb2.DequeuedJob]:
+        got: list[job_pb2.DequeuedJob] = []
         deadline = time.monotonic() + timeout
         while len(got) < count:
             got += self.next(max(deadline - time.monotonic(), 0.01)).jobs
@@ -86,7 +87,7 @@ def open_stream(channel: grpc.Channel, namespace: str) -> Iterator[Any]:
         reader.close()
 
 
-def finish(client: Client, job: wpb.DequeuedJob) -> None:
+def finish(client: Client, job: job_pb2.DequeuedJob) -> None:
     assert client.finish_job(job.id, job.retries)
 
 
