@@ -161,9 +161,9 @@ class BrokerThread:
         self.loop.close()
 
 
-def _settings(redis_url: str, **overrides: Any) -> Settings:
+def _settings(default_redis_url: str, **overrides: Any) -> Settings:
     base = Settings(
-        listen="127.0.0.1:0", redis_url=redis_url, repair_interval=0, dispatch_interval=0
+        listen="127.0.0.1:0", redis_url=default_redis_url, repair_interval=0, dispatch_interval=0
     )
     return base.replace(**overrides)
 
