@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import grpc
 
 from jobwire import _requests as rq
+from jobwire import batching
 from jobwire.errors import from_rpc_error
 from jobwire.types import (
     DequeuedJob,
@@ -40,6 +41,8 @@ class AsyncClient:
     Every call raises `jobwire.JobwireError` on failure. `timeout` is the per-call deadline in
     seconds (None: no deadline); a dequeue's `wait` is added to it. Pass `channel` to use a
     channel you configured (TLS, options); the client then leaves closing it to you.
+    `coalesce` (default True) sends concurrent enqueue and finish/fail calls together as batch
+    RPCs (see `jobwire.batching`); False sends one RPC per call.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class AsyncClient:
         namespace: str = rq.DEFAULT_NAMESPACE,
         timeout: float | None = None,
         channel: grpc.aio.Channel | None = None,
+        coalesce: bool = True,
     ) -> None:
         self.target = target
         self.namespace = rq.namespace(namespace)
@@ -56,6 +60,12 @@ class AsyncClient:
         self._owns_channel = channel is None
         self._channel = channel
         self._stubs = None if channel is None else rq.Stubs(channel)
+        self._enqueues: batching.AsyncCoalescer[int] | None = None
+        self._completions: batching.AsyncCoalescer[bool] | None = None
+        if coalesce:
+            run = batching.async_runner(lambda: self._stubs)
+            self._enqueues = batching.AsyncCoalescer(run, batching.merge_enqueues)
+            self._completions = batching.AsyncCoalescer(run, batching.merge_completions)
 
     @classmethod
     def from_env(cls, *, timeout: float | None = None) -> AsyncClient:
@@ -115,22 +125,28 @@ class AsyncClient:
         priority: int = 0,
         queue: str = "default",
     ) -> int:
-        """Add an inactive job and return its id; delay and expire are seconds."""
-        return await self._call(
-            rq.enqueue(
-                self.namespace,
-                task,
-                args,
-                attempts=attempts,
-                delay=delay,
-                expire=expire,
-                lax=lax,
-                notes=notes,
-                parents=parents,
-                priority=priority,
-                queue=queue,
-            )
+        """Add an inactive job and return its id; delay and expire are seconds.
+
+        Concurrent calls go to the broker together (see `coalesce`). An error other than
+        INVALID_ARGUMENT (say UNAVAILABLE or DEADLINE_EXCEEDED) may come after the job was added,
+        so it is never retried automatically; retrying may add the job twice.
+        """
+        call = rq.enqueue(
+            self.namespace,
+            task,
+            args,
+            attempts=attempts,
+            delay=delay,
+            expire=expire,
+            lax=lax,
+            notes=notes,
+            parents=parents,
+            priority=priority,
+            queue=queue,
         )
+        if self._enqueues is None or self._stubs is None:  # the first call opens the channel
+            return await self._call(call)
+        return await self._enqueues.call(call, self.timeout)
 
     async def enqueue_many(self, jobs: Iterable[Mapping[str, Any]]) -> list[int]:
         """Add several jobs (dicts of enqueue's arguments) atomically; ids in the same order."""
@@ -191,11 +207,17 @@ class AsyncClient:
 
     async def finish_job(self, id: int, retries: int, result: Any = None) -> bool:
         """Finish an active job; False when it is not active or `retries` is stale."""
-        return await self._call(rq.finish_job(self.namespace, id, retries, result))
+        call = rq.finish_job(self.namespace, id, retries, result)
+        if self._completions is None or self._stubs is None:
+            return await self._call(call)
+        return await self._completions.call(call, self.timeout)
 
     async def fail_job(self, id: int, retries: int, result: Any = None) -> bool:
         """Fail an active job (retried automatically while attempts remain); False when stale."""
-        return await self._call(rq.fail_job(self.namespace, id, retries, result))
+        call = rq.fail_job(self.namespace, id, retries, result)
+        if self._completions is None or self._stubs is None:
+            return await self._call(call)
+        return await self._completions.call(call, self.timeout)
 
     async def complete_jobs(self, completions: Iterable[tuple[int, int, str, Any]]) -> list[bool]:
         """Finish or fail several jobs: `(id, retries, "finished" | "failed", result)` each."""

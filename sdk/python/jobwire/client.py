@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import grpc
 
 from jobwire import _requests as rq
+from jobwire import batching
 from jobwire.errors import from_rpc_error
 from jobwire.types import (
     DequeuedJob,
@@ -38,6 +39,8 @@ class Client:
     Every call raises `jobwire.JobwireError` on failure. `timeout` is the per-call deadline in
     seconds (None: no deadline); a dequeue's `wait` is added to it. Pass `channel` to use a
     channel you configured (TLS, options); the client then leaves closing it to you.
+    `coalesce` (default True) sends concurrent enqueue and finish/fail calls together as batch
+    RPCs (see `jobwire.batching`); False sends one RPC per call.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class Client:
         namespace: str = rq.DEFAULT_NAMESPACE,
         timeout: float | None = None,
         channel: grpc.Channel | None = None,
+        coalesce: bool = True,
     ) -> None:
         self.target = target
         self.namespace = rq.namespace(namespace)
@@ -54,6 +58,12 @@ class Client:
         self._owns_channel = channel is None
         self._channel = grpc.insecure_channel(target) if channel is None else channel
         self._stubs = rq.Stubs(self._channel)
+        self._enqueues: batching.Coalescer[int] | None = None
+        self._completions: batching.Coalescer[bool] | None = None
+        if coalesce:
+            run = batching.runner(self._stubs)
+            self._enqueues = batching.Coalescer(run, batching.merge_enqueues)
+            self._completions = batching.Coalescer(run, batching.merge_completions)
 
     @classmethod
     def from_env(cls, *, timeout: float | None = None) -> Client:
@@ -109,22 +119,28 @@ class Client:
         priority: int = 0,
         queue: str = "default",
     ) -> int:
-        """Add an inactive job and return its id; delay and expire are seconds."""
-        return self._call(
-            rq.enqueue(
-                self.namespace,
-                task,
-                args,
-                attempts=attempts,
-                delay=delay,
-                expire=expire,
-                lax=lax,
-                notes=notes,
-                parents=parents,
-                priority=priority,
-                queue=queue,
-            )
+        """Add an inactive job and return its id; delay and expire are seconds.
+
+        Concurrent calls go to the broker together (see `coalesce`). An error other than
+        INVALID_ARGUMENT (say UNAVAILABLE or DEADLINE_EXCEEDED) may come after the job was added,
+        so it is never retried automatically; retrying may add the job twice.
+        """
+        call = rq.enqueue(
+            self.namespace,
+            task,
+            args,
+            attempts=attempts,
+            delay=delay,
+            expire=expire,
+            lax=lax,
+            notes=notes,
+            parents=parents,
+            priority=priority,
+            queue=queue,
         )
+        if self._enqueues is None:
+            return self._call(call)
+        return self._enqueues.call(call, self.timeout)
 
     def enqueue_many(self, jobs: Iterable[Mapping[str, Any]]) -> list[int]:
         """Add several jobs (dicts of enqueue's arguments) atomically; ids in the same order."""
@@ -185,11 +201,17 @@ class Client:
 
     def finish_job(self, id: int, retries: int, result: Any = None) -> bool:
         """Finish an active job; False when it is not active or `retries` is stale."""
-        return self._call(rq.finish_job(self.namespace, id, retries, result))
+        call = rq.finish_job(self.namespace, id, retries, result)
+        if self._completions is None:
+            return self._call(call)
+        return self._completions.call(call, self.timeout)
 
     def fail_job(self, id: int, retries: int, result: Any = None) -> bool:
         """Fail an active job (retried automatically while attempts remain); False when stale."""
-        return self._call(rq.fail_job(self.namespace, id, retries, result))
+        call = rq.fail_job(self.namespace, id, retries, result)
+        if self._completions is None:
+            return self._call(call)
+        return self._completions.call(call, self.timeout)
 
     def complete_jobs(self, completions: Iterable[tuple[int, int, str, Any]]) -> list[bool]:
         """Finish or fail several jobs: `(id, retries, "finished" | "failed", result)` each."""
