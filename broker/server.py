@@ -141,8 +141,10 @@ class Broker:
         grace = self.settings.grace_period if grace is None else grace
         if self.server is not None:
             await self.health.drain()
-            # Streams would hold the grace period open: end them first, workers reconnect.
+            # Streams and long polls would hold the grace period open: end them first (workers
+            # reconnect, pollers poll again), then let other in-flight calls finish.
             self.dispatcher.close_all()
+            self.ctx.wakeups.wake_all()
             await self.server.stop(grace)
             self.server = None
         for component in reversed(self.components):

@@ -90,7 +90,8 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
                 tasks=tasks,
             )
             remaining = deadline - loop.time()
-            if jobs or remaining <= 0:
+            # A draining replica answers long polls at once; the client polls another replica.
+            if jobs or remaining <= 0 or self.ctx.dispatcher.stopping:
                 return pb.DequeueResponse(jobs=[convert.dequeued(job) for job in jobs])
             if next_due is not None:
                 # Wake when the next delayed job becomes due (by Redis' clock), not later.

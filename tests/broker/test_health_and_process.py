@@ -132,3 +132,20 @@ def _serving(target: str) -> bool:
         return health(target) == health_pb2.HealthCheckResponse.SERVING
     except grpc.RpcError:
         return False
+
+
+def test_draining_broker_answers_long_polls_at_once(make_broker: Any, namespace: str) -> None:
+    import threading
+
+    replica = make_broker(grace_period=10)
+    with Client(replica.target, namespace=namespace) as client:
+        worker = client.register_worker()
+        answers: list[object] = []
+        poller = threading.Thread(target=lambda: answers.append(client.dequeue(worker, wait=30)))
+        poller.start()
+        time.sleep(0.3)
+        start = time.monotonic()
+        replica.stop(grace=10)
+        poller.join(15)
+        assert answers == [None]
+        assert time.monotonic() - start < 5  # not the 30 s wait, nor the 10 s grace period
