@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -98,8 +99,8 @@ class Dispatcher:
         opened = await self.store.subscribe(namespace, subscription.worker, running)
         if opened is None:
             return None
-        commands, redeliver = opened
-        stream = Stream(namespace, subscription)
+        epoch, commands, redeliver = opened
+        stream = Stream(namespace, dataclasses.replace(subscription, epoch=epoch))
         if commands or redeliver:
             stream.queue.put_nowait(Message(jobs=redeliver, commands=commands))
         self.streams.setdefault(namespace, {})[subscription.worker] = stream
@@ -122,7 +123,9 @@ class Dispatcher:
                 pending += [(job.id, job.retries) for job in message.jobs]
                 commands += message.commands
         if pending:
-            await self.store.undeliver_jobs(stream.namespace, stream.worker, pending)
+            await self.store.undeliver_jobs(
+                stream.namespace, stream.worker, stream.subscription.epoch, pending
+            )
         await self._return_commands(stream, commands)
 
     async def _return_commands(self, stream: Stream, commands: list[str]) -> None:
@@ -203,7 +206,10 @@ class Dispatcher:
                 handed += len(jobs)
                 if stream.closed:
                     await self.store.undeliver_jobs(
-                        namespace, stream.worker, [(j.id, j.retries) for j in jobs]
+                        namespace,
+                        stream.worker,
+                        stream.subscription.epoch,
+                        [(j.id, j.retries) for j in jobs],
                     )
                 else:
                     stream.queue.put_nowait(Message(jobs=jobs))

@@ -170,6 +170,7 @@ class Subscription:
 
     worker: int
     concurrency: int
+    epoch: int = 0  # from subscribe(): only the worker's newest stream gets jobs
     queues: Sequence[str] = ("default",)
     tasks: Sequence[str] = ()
     min_priority: int | None = None
@@ -180,6 +181,7 @@ class Subscription:
     def to_dict(self) -> dict[str, Any]:
         return {
             "worker": self.worker,
+            "epoch": self.epoch,
             "concurrency": self.concurrency,
             "queues": list(self.queues),
             "tasks": list(self.tasks),
@@ -461,13 +463,14 @@ class Store:
 
     async def subscribe(
         self, namespace: str, worker_id: int, running: Sequence[int]
-    ) -> tuple[list[str], list[Dequeued]] | None:
-        """Opens a worker's stream: None if the worker is not registered, else its drained inbox
-        (JSON texts) and the jobs active under it that it is not running (to deliver again)."""
+    ) -> tuple[int, list[str], list[Dequeued]] | None:
+        """Opens a worker's stream: None if the worker is not registered, else the stream's
+        epoch, its drained inbox (JSON texts) and the jobs active under it that it is not
+        running (to deliver again)."""
         out = await self._run("subscribe", namespace, [worker_id, dumps(list(running))])
         if not out:
             return None
-        return [_text(c) for c in out[0]], [_dequeued(row) for row in out[1:]]
+        return int(out[0]), [_text(c) for c in out[1]], [_dequeued(row) for row in out[2:]]
 
     async def dispatch_jobs(
         self, namespace: str, subscriptions: Sequence[Subscription], budget: int
@@ -481,10 +484,11 @@ class Store:
         return jobs, float(out[0]), float(out[1]) if out[1] else None
 
     async def undeliver_jobs(
-        self, namespace: str, worker_id: int, jobs: Sequence[tuple[int, int]]
+        self, namespace: str, worker_id: int, epoch: int, jobs: Sequence[tuple[int, int]]
     ) -> int:
-        """Returns (id, retries) jobs never written to the worker's stream to inactive."""
-        args: list[Any] = [worker_id]
+        """Returns (id, retries) jobs never written to the worker's stream to inactive, unless
+        the worker has re-subscribed since (epoch changed)."""
+        args: list[Any] = [worker_id, epoch]
         for job_id, retries in jobs:
             args += [job_id, retries]
         return int(await self._run("undeliver_jobs", namespace, args))

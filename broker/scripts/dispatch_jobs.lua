@@ -5,8 +5,9 @@
 -- count: concurrency - active, per-task limits, plus `spare` slots for high-priority jobs.
 -- include: keys jobs dequeue
 -- KEYS[1]  namespace prefix "jobwire:{ns}:"
--- ARGV[1]  JSON array of subscriptions: {worker, concurrency, queues, tasks, min_priority|null,
---          limits {task: n}, spare, spare_min_priority}
+-- ARGV[1]  JSON array of subscriptions: {worker, epoch, concurrency, queues, tasks,
+--          min_priority|null, limits {task: n}, spare, spare_min_priority}; a subscription whose
+--          epoch is no longer the worker's (it re-subscribed, or is gone) gets nothing
 -- ARGV[2]  most jobs to hand out in this call
 -- Returns  {now, next_delayed_due or false, jobs_for_sub_1, jobs_for_sub_2, ...}; jobs as dequeue
 local subs = cjson.decode(ARGV[1])
@@ -15,6 +16,8 @@ local now = now_time()
 local out = {tstr(now), promote(now)}
 
 for i, s in ipairs(subs) do
+  local epoch = redis.call('HGET', P .. 'worker:' .. istr(s.worker), 'stream_epoch')
+  s.current = tonumber(epoch) == s.epoch
   s.keys = ready_keys(s.queues, s.tasks)
   s.running = {}
   s.active = 0
@@ -47,8 +50,8 @@ while progress and budget > 0 do
     if budget <= 0 then break end
     local min_priority = s.min_priority
     if min_priority == cjson.null then min_priority = nil end
-    local open = s.active < s.concurrency
-    if not open and s.active < s.concurrency + s.spare then
+    local open = s.current and s.active < s.concurrency
+    if s.current and not open and s.active < s.concurrency + s.spare then
       open = true
       if not min_priority or min_priority < s.spare_min_priority then
         min_priority = s.spare_min_priority

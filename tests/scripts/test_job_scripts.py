@@ -34,6 +34,15 @@ import redis.asyncio as aioredis
 from broker.keyspace import Keyspace
 from broker.store import Dequeued, JobSpec, RetryOptions, Store, Subscription
 
+
+async def subscribed(store: Store, namespace: str, *, worker: int, **options: Any) -> Subscription:
+    """A Subscription as a real stream holds it: the worker registered and subscribed (epoch)."""
+    await store.register_worker(namespace, worker, host="h", pid=1, status="{}")
+    opened = await store.subscribe(namespace, worker, [])
+    assert opened is not None
+    return Subscription(worker=worker, epoch=opened[0], **options)
+
+
 STATES = ("inactive", "active", "failed", "finished")
 EPS = 1e-5
 
@@ -1091,7 +1100,10 @@ async def test_reset_locks_only(store, redis, ks, namespace, check):
 
 async def test_dispatch_round_robin_best_first(store, namespace, check):
     await store.enqueue(namespace, [JobSpec("t", priority=p) for p in (1, 4, 3, 2, 0)])
-    subs = [Subscription(worker=1, concurrency=2), Subscription(worker=2, concurrency=2)]
+    subs = [
+        await subscribed(store, namespace, worker=1, concurrency=2),
+        await subscribed(store, namespace, worker=2, concurrency=2),
+    ]
     jobs, _, next_due = await store.dispatch_jobs(namespace, subs, 100)
     await check()
     assert [[j.id for j in js] for js in jobs] == [[2, 4], [3, 1]] and next_due is None
@@ -1102,7 +1114,10 @@ async def test_dispatch_round_robin_best_first(store, namespace, check):
 async def test_dispatch_budget_concurrency_and_running_jobs(store, namespace, check):
     await store.enqueue(namespace, [JobSpec("t")] * 10)
     assert await dequeue_id(store, namespace, worker=1) == 1  # one slot of worker 1 taken
-    subs = [Subscription(worker=1, concurrency=3), Subscription(worker=2, concurrency=5)]
+    subs = [
+        await subscribed(store, namespace, worker=1, concurrency=3),
+        await subscribed(store, namespace, worker=2, concurrency=5),
+    ]
     jobs, _, _ = await store.dispatch_jobs(namespace, subs, 3)
     assert [[j.id for j in js] for js in jobs] == [[2, 4], [3]]
     await check()
@@ -1117,14 +1132,20 @@ async def test_dispatch_task_limits_queues_and_min_priority(store, namespace, ch
         [JobSpec("a", priority=5), JobSpec("a", priority=5), JobSpec("b"), JobSpec("c", queue="q"),
          JobSpec("a", priority=-1, queue="q")],
     )  # fmt: skip
-    sub = Subscription(worker=1, concurrency=10, queues=["default", "q"], limits={"a": 1})
+    sub = await subscribed(
+        store, namespace, worker=1, concurrency=10, queues=["default", "q"], limits={"a": 1}
+    )
     jobs, _, _ = await store.dispatch_jobs(namespace, [sub], 100)
     assert [j.id for j in jobs[0]] == [1, 3, 4]
     await check()
-    sub2 = Subscription(worker=2, concurrency=10, queues=["q"], tasks=["a"], min_priority=0)
+    sub2 = await subscribed(
+        store, namespace, worker=2, concurrency=10, queues=["q"], tasks=["a"], min_priority=0
+    )
     jobs, _, _ = await store.dispatch_jobs(namespace, [sub2], 100)
     assert jobs == [[]]
-    sub2 = Subscription(worker=2, concurrency=10, queues=["q", "default"], tasks=["a"])
+    sub2 = await subscribed(
+        store, namespace, worker=2, concurrency=10, queues=["q", "default"], tasks=["a"]
+    )
     jobs, _, _ = await store.dispatch_jobs(namespace, [sub2], 100)
     assert [j.id for j in jobs[0]] == [2, 5]
     await check()
@@ -1132,7 +1153,7 @@ async def test_dispatch_task_limits_queues_and_min_priority(store, namespace, ch
 
 async def test_dispatch_spare_slots_only_for_high_priority(store, namespace, check):
     await store.enqueue(namespace, [JobSpec("t", priority=p) for p in (0, 0, 10, 0)])
-    sub = Subscription(worker=1, concurrency=1, spare=2, spare_min_priority=5)
+    sub = await subscribed(store, namespace, worker=1, concurrency=1, spare=2, spare_min_priority=5)
     jobs, _, _ = await store.dispatch_jobs(namespace, [sub], 100)
     assert [j.id for j in jobs[0]] == [3]  # the normal slot takes the best job
     jobs, _, _ = await store.dispatch_jobs(namespace, [sub], 100)
@@ -1147,20 +1168,45 @@ async def test_dispatch_spare_slots_only_for_high_priority(store, namespace, che
 
 async def test_undeliver_jobs(store, redis, ks, namespace, check):
     await store.enqueue(namespace, [JobSpec("t", priority=1), JobSpec("t", expire=60)])
-    jobs, _, _ = await store.dispatch_jobs(namespace, [Subscription(worker=3, concurrency=5)], 10)
+    sub = await subscribed(store, namespace, worker=3, concurrency=5)
+    await store.register_worker(namespace, 4, host="h", pid=1, status="{}")
+    jobs, _, _ = await store.dispatch_jobs(namespace, [sub], 10)
     first, second = jobs[0]
     await check()
-    assert await store.undeliver_jobs(namespace, 4, [(first.id, 0)]) == 0  # wrong worker
-    assert await store.undeliver_jobs(namespace, 3, [(first.id, 1)]) == 0  # wrong retries
-    assert await store.undeliver_jobs(namespace, 3, [(first.id, 0), (second.id, 0)]) == 2
+    assert await store.undeliver_jobs(namespace, 4, 0, [(first.id, 0)]) == 0  # wrong worker
+    assert await store.undeliver_jobs(namespace, 3, sub.epoch, [(first.id, 1)]) == 0  # retries
+    assert await store.undeliver_jobs(namespace, 3, sub.epoch, [(first.id, 0), (second.id, 0)]) == 2
     await check()
     for job in (first, second):
         h = await job_hash(redis, ks, job.id)
         assert h["state"] == "inactive" and h["retries"] == "0"
     assert await redis.exists(ks.key("worker_jobs:3"), ks.key("busy_workers")) == 0
-    assert await store.undeliver_jobs(namespace, 3, [(first.id, 0)]) == 0  # not active any more
+    assert await store.undeliver_jobs(namespace, 3, sub.epoch, [(first.id, 0)]) == 0  # inactive
     assert await dequeue_id(store, namespace, worker=5) == first.id
     assert await dequeue_id(store, namespace, worker=5) == second.id
+    await check()
+
+
+async def test_a_stale_stream_neither_gets_jobs_nor_hands_them_back(
+    store, redis, ks, namespace, check
+):
+    """After the worker re-subscribed (on any replica) and got its jobs again, the old stream's
+    replica must not return those jobs to inactive (another worker would run them too)."""
+    await store.enqueue(namespace, [JobSpec("t"), JobSpec("t")])
+    old = await subscribed(store, namespace, worker=3, concurrency=1)
+    jobs, _, _ = await store.dispatch_jobs(namespace, [old], 10)
+    (job,) = jobs[0]
+    opened = await store.subscribe(namespace, 3, [])  # reconnects, not running `job`
+    assert opened is not None
+    new_epoch, _, redelivered = opened
+    assert [j.id for j in redelivered] == [job.id]
+    assert await store.undeliver_jobs(namespace, 3, old.epoch, [(job.id, 0)]) == 0
+    assert (await job_hash(redis, ks, job.id))["state"] == "active"
+    stale, _, _ = await store.dispatch_jobs(namespace, [old], 10)
+    assert stale == [[]]
+    fresh = Subscription(worker=3, epoch=new_epoch, concurrency=2)
+    jobs, _, _ = await store.dispatch_jobs(namespace, [fresh], 10)
+    assert len(jobs[0]) == 1
     await check()
 
 
@@ -1172,12 +1218,11 @@ async def test_undelivered_expiring_parent_releases_children_when_it_expires(
 ):
     parent = await enqueue(store, namespace, "p", queue="pq", expire=0.3)
     child = await enqueue(store, namespace, parents=[parent])
-    jobs, _, _ = await store.dispatch_jobs(
-        namespace, [Subscription(worker=1, concurrency=1, queues=["pq"])], 1
-    )
+    sub = await subscribed(store, namespace, worker=1, concurrency=1, queues=["pq"])
+    jobs, _, _ = await store.dispatch_jobs(namespace, [sub], 1)
     assert [j.id for j in jobs[0]] == [parent]
     assert await dequeue_id(store, namespace) is None  # child parked on the active parent
-    assert await store.undeliver_jobs(namespace, 1, [(parent, 0)]) == 1
+    assert await store.undeliver_jobs(namespace, 1, sub.epoch, [(parent, 0)]) == 1
     await asyncio.sleep(0.35)  # the parent expires: Minion's child is runnable now
     assert await dequeue_id(store, namespace) == child
     await check()
