@@ -20,18 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,123 +37,14 @@ for path in (ROOT, ROOT / "sdk" / "python"):
 
 import redis  # noqa: E402
 
-NAMESPACE = "bench"
-
-
-# Redis and broker --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """A private redis-server without persistence; yields its URL."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        sys.exit("redis-server is not on PATH")
-    with tempfile.TemporaryDirectory(prefix="jobwire-bench-") as tmp:
-        for _ in range(5):
-            port = free_port()
-            proc = subprocess.Popen(
-                [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", tmp, "--logfile", str(Path(tmp) / "redis.log")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            url = f"redis://127.0.0.1:{port}/0"
-            deadline = time.monotonic() + 10
-            while proc.poll() is None and time.monotonic() < deadline:
-                try:
-                    if redis.Redis.from_url(url).ping():
-                        break
-                except redis.ConnectionError:
-                    time.sleep(0.02)
-            if proc.poll() is None:
-                break
-        else:
-            sys.exit("redis-server failed to start")
-        try:
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(10)
-
-
-def broker_settings(redis_url: str) -> Any:
-    from broker.config import Settings
-
-    return Settings(
-        listen="127.0.0.1:0", redis_url=redis_url, repair_interval=0, dispatch_interval=0,
-        log_level="WARNING",
-    )  # fmt: skip
-
-
-async def serve_broker(redis_url: str) -> None:
-    """Child mode: run a broker, print its port, stop on SIGTERM."""
-    from broker.server import Broker
-
-    broker = Broker(broker_settings(redis_url))
-    port = await broker.start()
-    print(port, flush=True)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    await broker.stop(0.5)
-
-
-@contextlib.contextmanager
-def subprocess_broker(redis_url: str) -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-broker", redis_url],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line:
-        proc.kill()
-        sys.exit("the broker subprocess did not start")
-    try:
-        yield f"127.0.0.1:{int(line)}"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
-
-
-@contextlib.contextmanager
-def inprocess_broker(redis_url: str) -> Iterator[str]:
-    """The broker on its own event loop in a thread of this process (shares the GIL)."""
-    from broker.server import Broker
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    broker = Broker(broker_settings(redis_url))
-    port = asyncio.run_coroutine_threadsafe(broker.start(), loop).result(30)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(broker.stop(0.5), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
-# Measuring ---------------------------------------------------------------------------------------
-
-
-def command_calls(r: redis.Redis) -> tuple[int, int]:
-    """(all calls, evalsha + eval calls) from INFO commandstats."""
-    stats = r.info("commandstats")
-    total = sum(int(v["calls"]) for v in stats.values())
-    scripts = sum(
-        int(stats.get(k, {}).get("calls", 0)) for k in ("cmdstat_evalsha", "cmdstat_eval")
-    )
-    return total, scripts
+from bench._harness import (  # noqa: E402
+    NAMESPACE,
+    command_calls,
+    inprocess_broker,
+    redis_server,
+    serve_broker,
+    subprocess_broker,
+)
 
 
 @dataclass
