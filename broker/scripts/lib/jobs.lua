@@ -46,14 +46,19 @@ local function leave_inactive(id, queue, task, parked)
   end
 end
 
--- Frees the worker slot an active job held and tells the replica streaming to that worker.
+-- Frees the worker slot an active job held and tells the replica streaming to that worker
+-- (once per worker and script call: a batch of completions is one wake-up).
+local slots_published = {}
 local function release_worker(id, worker)
   if not worker then return end
   redis.call('SREM', P .. 'worker_jobs:' .. worker, id)
   if redis.call('HINCRBY', P .. 'busy_workers', worker, -1) <= 0 then
     redis.call('HDEL', P .. 'busy_workers', worker)
   end
-  redis.call('PUBLISH', P .. 'slots', worker)
+  if not slots_published[worker] then
+    redis.call('PUBLISH', P .. 'slots', worker)
+    slots_published[worker] = true
+  end
 end
 
 -- Returns jobs parked on a parent to their ready sets so dequeue checks them again; count released.
