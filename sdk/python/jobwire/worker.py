@@ -36,28 +36,30 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
-import re
 import signal
 import socket
 import threading
-import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing.process import BaseProcess
 from typing import Any, Literal, TypeVar
 
 import grpc
 
 from jobwire import convert
+from jobwire._commands import BUILTIN_COMMANDS, count
+from jobwire._commands import SIGNALS as SIGNALS
+from jobwire._job import CALL_TIMEOUT, Entry, Job
+from jobwire._job import Outcome as Outcome
+from jobwire._job import error_result as error_result
+from jobwire._process import new_process, wait_for_process
+from jobwire._process import terminated as terminated
 from jobwire.aio import AsyncClient
 from jobwire.client import Client
 from jobwire.convert import InvalidValue
 from jobwire.errors import JobwireError, from_rpc_error
-from jobwire.types import DequeuedJob, JobInfo
+from jobwire.types import DequeuedJob
 from jobwire.v1 import worker_service_pb2, worker_service_pb2_grpc
 
 __all__ = ["Job", "Worker"]
@@ -69,14 +71,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Reconnect and resend backoff: 0.05 s doubling up to 5 s, reset after a success.
 BACKOFF_MIN = 0.05
 BACKOFF_MAX = 5.0
-# Signals `kill` may send (Minion's list).
-SIGNALS = {
-    "INT": signal.SIGINT,
-    "TERM": signal.SIGTERM,
-    "KILL": signal.SIGKILL,
-    "USR1": signal.SIGUSR1,
-    "USR2": signal.SIGUSR2,
-}
 # Signals that end a thread or async task (it cannot receive a real one).
 _ENDING = frozenset({"INT", "TERM", "KILL"})
 # Codes after which resending a completion may succeed; others mean the request itself is bad.
@@ -91,125 +85,6 @@ _TRANSIENT = frozenset(
         grpc.StatusCode.CANCELLED,
     }
 )
-_DIGITS = re.compile(r"[0-9]+")
-# Deadline of the worker's own unary calls when it builds its AsyncClient from a Client.
-_CALL_TIMEOUT = 30.0
-
-Outcome = Literal["finished", "failed"]
-
-
-def terminated(exit_code: int, signal_number: int) -> str:
-    """Minion's result for a job whose process ended without reporting."""
-    return f"Job terminated unexpectedly (exit code: {exit_code}, signal: {signal_number})"
-
-
-def error_result(error: BaseException) -> dict[str, Any]:
-    """The result stored when a task raises: the exception's last line and its traceback."""
-    return {
-        "error": "".join(traceback.format_exception_only(type(error), error)).strip(),
-        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
-    }
-
-
-class Job:
-    """The job being performed, passed to the task as its first argument.
-
-    The blocking methods (`note`, `finish`, `fail`, `retry`, `info`) suit thread and process
-    tasks; async tasks should await `anote`, `afinish`, `afail`, `aretry`, `ainfo` instead.
-    `killed` is set when a `kill`/`stop` command ended this job (thread tasks may poll it).
-    """
-
-    def __init__(
-        self,
-        job: DequeuedJob,
-        client: Callable[[], Client],
-        aclient: AsyncClient | None = None,
-    ) -> None:
-        self.id = job.id
-        self.args = job.args
-        self.retries = job.retries
-        self.task = job.task
-        self.queue = job.queue
-        self.priority = job.priority
-        self.attempts = job.attempts
-        self.notes = job.notes
-        self.parents = job.parents
-        self.killed = threading.Event()
-        self._client = client
-        self._aclient = aclient
-        # True once the task finished, failed or retried this job itself.
-        self.settled = False
-
-    def __repr__(self) -> str:
-        return f"Job(id={self.id}, task={self.task!r}, retries={self.retries})"
-
-    def _async(self) -> AsyncClient:
-        if self._aclient is None:
-            raise RuntimeError("async job methods are only available to async tasks")
-        return self._aclient
-
-    def _settle(self, done: bool) -> bool:
-        self.settled = self.settled or done
-        return done
-
-    def note(self, **merge: Any) -> bool:
-        """Merge keys into the job's notes (None removes a key); False if the job is gone."""
-        return self._client().note(self.id, merge)
-
-    def finish(self, result: Any = None) -> bool:
-        """Finish the job now; False when it is no longer active with these retries."""
-        return self._settle(self._client().finish_job(self.id, self.retries, result))
-
-    def fail(self, result: Any = "Unknown error") -> bool:
-        """Fail the job now (retried automatically while attempts remain)."""
-        return self._settle(self._client().fail_job(self.id, self.retries, result))
-
-    def retry(self, **options: Any) -> bool:
-        """Move the job back to inactive (`Client.retry_job`'s options)."""
-        return self._settle(self._client().retry_job(self.id, self.retries, **options))
-
-    def info(self) -> JobInfo | None:
-        """Everything the broker stores about the job."""
-        return self._client().job_info(self.id)
-
-    async def anote(self, **merge: Any) -> bool:
-        """`note` for async tasks."""
-        return await self._async().note(self.id, merge)
-
-    async def afinish(self, result: Any = None) -> bool:
-        """`finish` for async tasks."""
-        return self._settle(await self._async().finish_job(self.id, self.retries, result))
-
-    async def afail(self, result: Any = "Unknown error") -> bool:
-        """`fail` for async tasks."""
-        return self._settle(await self._async().fail_job(self.id, self.retries, result))
-
-    async def aretry(self, **options: Any) -> bool:
-        """`retry` for async tasks."""
-        return self._settle(await self._async().retry_job(self.id, self.retries, **options))
-
-    async def ainfo(self) -> JobInfo | None:
-        """`info` for async tasks."""
-        return await self._async().job_info(self.id)
-
-
-@dataclass(eq=False)
-class _Entry:
-    """A job the broker has made active under this worker, from delivery until reported."""
-
-    job: DequeuedJob
-    handle: Job
-    # "waiting": delivered but no local slot yet; "running"; "reporting": outcome not yet sent.
-    state: Literal["waiting", "running", "reporting"] = "waiting"
-    task: asyncio.Task[None] | None = None
-    process: BaseProcess | None = None
-    killed: str | None = None
-    report: tuple[Outcome, Any] | None = None
-    fallback: bool = False  # the report was already replaced after the broker rejected it
-
-    @property
-    def key(self) -> tuple[int, int]:
-        return (self.job.id, self.job.retries)
 
 
 @dataclass
@@ -269,25 +144,20 @@ class Worker:
         self.stream_timeout = stream_timeout
         self.settings = _Settings(
             queues=list(queues),
-            concurrency=_count(concurrency, "concurrency"),
-            spare=_count(spare, "spare"),
+            concurrency=count(concurrency, "concurrency"),
+            spare=count(spare, "spare"),
             spare_min_priority=int(spare_min_priority),
             min_priority=min_priority,
-            limits={task: _count(n, f"limits[{task}]") for task, n in (limits or {}).items()},
+            limits={task: count(n, f"limits[{task}]") for task, n in (limits or {}).items()},
         )
         self.id: int | None = None
         self.performed = 0
         # Set once the worker is registered and its first subscription (or poll) is under way.
         self.ready = threading.Event()
         self._tasks: dict[str, Callable[..., Any]] = {}
-        self._commands: dict[str, Callable[..., Any]] = {
-            "jobs": _jobs_command,
-            "spare": _spare_command,
-            "kill": _kill_command,
-            "stop": _stop_command,
-        }
-        self._entries: dict[tuple[int, int], _Entry] = {}
-        self._outbox: list[_Entry] = []
+        self._commands: dict[str, Callable[..., Any]] = dict(BUILTIN_COMMANDS)
+        self._entries: dict[tuple[int, int], Entry] = {}
+        self._outbox: list[Entry] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._aclient: AsyncClient | None = None
@@ -373,17 +243,17 @@ class Worker:
 
         Like `set_spare` and `set_limits`, safe to call from any thread while the worker runs.
         """
-        self.settings.concurrency = _count(concurrency, "concurrency")
+        self.settings.concurrency = count(concurrency, "concurrency")
         self._reconfigured()
 
     def set_spare(self, spare: int) -> None:
         """Change the number of spare slots for high-priority jobs (the `spare` command)."""
-        self.settings.spare = _count(spare, "spare")
+        self.settings.spare = count(spare, "spare")
         self._reconfigured()
 
     def set_limits(self, limits: Mapping[str, int]) -> None:
         """Replace the per-task limits; applies at once."""
-        self.settings.limits = {task: _count(n, f"limits[{task}]") for task, n in limits.items()}
+        self.settings.limits = {task: count(n, f"limits[{task}]") for task, n in limits.items()}
         self._reconfigured()
 
     def kill(self, signal_name: str, job_id: int) -> bool:
@@ -555,7 +425,7 @@ class Worker:
     def _make_async_client(self) -> tuple[AsyncClient, bool]:
         if isinstance(self.client, AsyncClient):
             return self.client, False
-        timeout = self.client.timeout if self.client.timeout is not None else _CALL_TIMEOUT
+        timeout = self.client.timeout if self.client.timeout is not None else CALL_TIMEOUT
         return AsyncClient(self.client.target, namespace=self.client.namespace,
                            timeout=timeout), True  # fmt: skip
 
@@ -570,7 +440,7 @@ class Worker:
         with self._sync_lock:
             if self._sync is None:
                 self._sync = Client(
-                    self.client.target, namespace=self.client.namespace, timeout=_CALL_TIMEOUT
+                    self.client.target, namespace=self.client.namespace, timeout=CALL_TIMEOUT
                 )
             return self._sync
 
@@ -797,7 +667,7 @@ class Worker:
             log.debug("worker %s: job %d delivered again; ignored", self.id, job.id)
             return
         handle = Job(job, self._sync_client, self._aclient)
-        self._entries[(job.id, job.retries)] = _Entry(job, handle)
+        self._entries[(job.id, job.retries)] = Entry(job, handle)
 
     def _task_counts(self, *, all_states: bool = False) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -830,7 +700,7 @@ class Worker:
             entry.state = "running"
             entry.task = asyncio.ensure_future(self._perform(entry))
 
-    async def _perform(self, entry: _Entry) -> None:
+    async def _perform(self, entry: Entry) -> None:
         job, handle = entry.job, entry.handle
         fn = self._tasks.get(job.task)
         outcome: Outcome = "finished"
@@ -886,21 +756,13 @@ class Worker:
         self._pool_size = wanted
 
     async def _perform_in_process(
-        self, entry: _Entry, fn: Callable[..., Any]
+        self, entry: Entry, fn: Callable[..., Any]
     ) -> tuple[Outcome, Any, bool]:
         """Run the task in a new process; wait for its answer and its exit in a pool thread."""
         loop = asyncio.get_running_loop()
-        context = (
-            multiprocessing.get_context("spawn")
-            if self.mp_context == "spawn"
-            else multiprocessing.get_context("forkserver")
-        )
-        receiver, sender = context.Pipe(duplex=False)
         aclient = self._async()
-        process = context.Process(
-            target=_process_main,
-            args=(fn, entry.job, aclient.target, aclient.namespace, sender),
-            name=f"jobwire-job-{entry.job.id}",
+        process, receiver, sender = new_process(
+            self.mp_context, fn, entry.job, aclient.target, aclient.namespace
         )
         self._threads_busy += 1
         self._resize_pool()
@@ -910,7 +772,7 @@ class Worker:
             sender.close()
             entry.process = process
             await self._note_pid(entry.job.id, process.pid)
-            return await loop.run_in_executor(self._pool, _wait_for_process, process, receiver)
+            return await loop.run_in_executor(self._pool, wait_for_process, process, receiver)
         finally:
             self._threads_busy -= 1
             entry.process = None
@@ -929,7 +791,7 @@ class Worker:
             if entry.state == "running":
                 self.kill("KILL", entry.job.id)
 
-    def _abandon(self, entry: _Entry) -> None:
+    def _abandon(self, entry: Entry) -> None:
         """Abrupt exit: stop what can be stopped; the broker's repair deals with the job."""
         if entry.task is not None:
             entry.task.cancel()
@@ -940,7 +802,7 @@ class Worker:
 
     # --- reporting outcomes -----------------------------------------------------------------
 
-    def _complete(self, entry: _Entry, outcome: Outcome, result: Any) -> None:
+    def _complete(self, entry: Entry, outcome: Outcome, result: Any) -> None:
         """Queue the job's outcome for the broker (unless the task already settled the job)."""
         entry.state = "reporting"
         if entry.handle.settled:
@@ -956,7 +818,7 @@ class Worker:
         self._outbox.append(entry)
         self._outbox_ready.set()
 
-    def _reported(self, entry: _Entry) -> None:
+    def _reported(self, entry: Entry) -> None:
         """The broker has the outcome: the slot is free."""
         self._entries.pop(entry.key, None)
         self.performed += 1
@@ -987,7 +849,7 @@ class Worker:
             for entry in batch:
                 self._reported(entry)
 
-    async def _send(self, batch: list[_Entry]) -> None:
+    async def _send(self, batch: list[Entry]) -> None:
         """One CompleteJobs call; outcomes the broker rejects as invalid are sent alone, then
         replaced by an error result, then given up (logged). Transient errors propagate."""
         completions = []
@@ -1049,102 +911,3 @@ class Worker:
                 log.info("worker %s: job %d given back (not started)", self.id, job_id)
         except JobwireError as error:
             log.warning("job %d: cannot give it back: %s", job_id, error)
-
-
-# --- built-in commands ----------------------------------------------------------------------
-
-
-def _count(value: object, name: str) -> int:
-    """A non-negative int; digit strings are accepted (command arguments arrive as JSON)."""
-    if isinstance(value, str) and _DIGITS.fullmatch(value):
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
-
-
-def _jobs_command(worker: Worker, *args: Any) -> None:
-    """`jobs N`: change concurrency (0 pauses; spare slots stay)."""
-    worker.set_concurrency(_count(args[0] if args else None, "jobs"))
-
-
-def _spare_command(worker: Worker, *args: Any) -> None:
-    """`spare N`: change the spare slots."""
-    worker.set_spare(_count(args[0] if args else None, "spare"))
-
-
-def _kill_command(worker: Worker, *args: Any) -> None:
-    """`kill SIGNAL JOB_ID`: signal a job this worker runs; ignored otherwise."""
-    if len(args) < 2 or args[0] not in SIGNALS:
-        raise ValueError(f"kill needs INT|TERM|KILL|USR1|USR2 and a job id, not {list(args)!r}")
-    worker.kill(args[0], _count(args[1], "job id"))
-
-
-def _stop_command(worker: Worker, *args: Any) -> None:
-    """`stop JOB_ID`: `kill KILL JOB_ID`."""
-    _kill_command(worker, "KILL", *args)
-
-
-# --- job processes --------------------------------------------------------------------------
-
-
-def _process_main(
-    fn: Callable[..., Any],
-    job: DequeuedJob,
-    target: str,
-    namespace: str,
-    sender: multiprocessing.connection.Connection,
-) -> None:
-    """Entry point of a job process: run the task, send (outcome, result, settled), exit 0.
-
-    INT and TERM keep their default action and USR1/USR2 are ignored, as in Minion's job
-    processes, so `kill` ends the process and the parent reports it terminated.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-    clients: list[Client] = []
-
-    def client() -> Client:
-        if not clients:
-            clients.append(Client(target, namespace=namespace, timeout=_CALL_TIMEOUT))
-        return clients[0]
-
-    handle = Job(job, client)
-    message: tuple[Outcome, Any, bool]
-    try:
-        message = ("finished", fn(handle, *job.args), handle.settled)
-    except Exception as error:
-        message = ("failed", error_result(error), handle.settled)
-    try:
-        try:
-            sender.send(message)
-        except Exception as error:  # e.g. a result that cannot be pickled
-            sender.send(("failed", error_result(error), handle.settled))
-    finally:
-        sender.close()
-        for c in clients:
-            c.close()
-
-
-def _wait_for_process(
-    process: BaseProcess, receiver: multiprocessing.connection.Connection
-) -> tuple[Outcome, Any, bool]:
-    """Blocks until the job process answered and exited; its answer, or Minion's verdict."""
-    message: tuple[Outcome, Any, bool] | None = None
-    try:
-        multiprocessing.connection.wait([receiver, process.sentinel])
-        if receiver.poll():
-            with contextlib.suppress(EOFError, OSError):
-                message = receiver.recv()
-    finally:
-        receiver.close()
-    process.join()
-    code = process.exitcode or 0
-    if message is not None:
-        return message
-    if code == 0:
-        return "finished", None, False
-    exit_code, signal_number = (0, -code) if code < 0 else (code, 0)
-    return "failed", terminated(exit_code, signal_number), False
