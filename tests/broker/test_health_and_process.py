@@ -49,7 +49,8 @@ def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
 def health(target: str) -> int:
     with grpc.insecure_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        return stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        status: int = stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        return status
 
 
 def wait_for(condition: Any, timeout: float = 10) -> None:
@@ -129,7 +130,7 @@ def test_broker_process_with_embedded_redis_survives_restart(tmp_path: Path) -> 
 
 def _serving(target: str) -> bool:
     try:
-        return health(target) == health_pb2.HealthCheckResponse.SERVING
+        return bool(health(target) == health_pb2.HealthCheckResponse.SERVING)
     except grpc.RpcError:
         return False
 
