@@ -484,11 +484,11 @@ class Store:
         return jobs, float(out[0]), float(out[1]) if out[1] else None
 
     async def undeliver_jobs(
-        self, namespace: str, worker_id: int, epoch: int, jobs: Sequence[tuple[int, int]]
+        self, namespace: str, worker_id: int, epoch: int | None, jobs: Sequence[tuple[int, int]]
     ) -> int:
-        """Returns (id, retries) jobs never written to the worker's stream to inactive, unless
-        the worker has re-subscribed since (epoch changed)."""
-        args: list[Any] = [worker_id, epoch]
+        """Returns (id, retries) jobs never sent to the worker to inactive: from a stream unless
+        the worker has re-subscribed since (epoch changed); epoch None: from a Dequeue call."""
+        args: list[Any] = [worker_id, "" if epoch is None else epoch]
         for job_id, retries in jobs:
             args += [job_id, retries]
         return int(await self._run("undeliver_jobs", namespace, args))

@@ -4,12 +4,14 @@
 -- KEYS[1]  namespace prefix "jobwire:{ns}:"
 -- ARGV[1]  worker id
 -- ARGV[2]  the stream's epoch (see subscribe.lua): nothing is returned once the worker has
---          re-subscribed, because the new subscription already got these jobs again
+--          re-subscribed, because the new subscription already got these jobs again;
+--          "" for jobs of a Dequeue call whose caller went away before the answer
 -- ARGV[3..] pairs: job id, retries it was handed out with
 -- Returns  number of jobs returned
 local worker = ARGV[1]
-local epoch = redis.call('HGET', P .. 'worker:' .. worker, 'stream_epoch')
-if not epoch or epoch ~= ARGV[2] then return 0 end
+if ARGV[2] ~= '' and redis.call('HGET', P .. 'worker:' .. worker, 'stream_epoch') ~= ARGV[2] then
+  return 0
+end
 local now = now_time()
 local n = 0
 for i = 3, #ARGV, 2 do

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 
@@ -80,15 +81,23 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         wakeups = self.ctx.wakeups
         while True:
             generation = wakeups.generation(namespace)
-            jobs, now, next_due = await self.store.dequeue(
-                namespace,
-                request.worker_id,
-                count=request.count or 1,
-                job_id=request.id if request.HasField("id") else None,
-                min_priority=request.min_priority if request.HasField("min_priority") else None,
-                queues=queues,
-                tasks=tasks,
+            call = asyncio.ensure_future(
+                self.store.dequeue(
+                    namespace,
+                    request.worker_id,
+                    count=request.count or 1,
+                    job_id=request.id if request.HasField("id") else None,
+                    min_priority=request.min_priority if request.HasField("min_priority") else None,
+                    queues=queues,
+                    tasks=tasks,
+                )
             )
+            try:
+                jobs, now, next_due = await asyncio.shield(call)
+            except asyncio.CancelledError:
+                # The caller went away while the script ran: jobs it took were never sent.
+                await asyncio.shield(self._return_unsent(namespace, request.worker_id, call))
+                raise
             remaining = deadline - loop.time()
             # A draining replica answers long polls at once; the client polls another replica.
             if jobs or remaining <= 0 or self.ctx.dispatcher.stopping:
@@ -97,6 +106,18 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
                 # Wake when the next delayed job becomes due (by Redis' clock), not later.
                 remaining = min(remaining, max(next_due - now, 0.0) + 0.001)
             await wakeups.wait(namespace, generation, remaining)
+
+    async def _return_unsent(
+        self, namespace: str, worker_id: int, call: asyncio.Future[Any]
+    ) -> None:
+        try:
+            jobs, _, _ = await call
+        except Exception:  # the script failed: it took nothing
+            return
+        if jobs:
+            await self.store.undeliver_jobs(
+                namespace, worker_id, None, [(job.id, job.retries) for job in jobs]
+            )
 
     @rpc
     async def FinishJob(

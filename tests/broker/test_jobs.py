@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import grpc
 import pytest
@@ -458,3 +459,45 @@ def test_wire_level_bad_input(channel, namespace: str) -> None:
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         status = rpc_status.from_call(raised.value)
         assert status is not None and field in status.message
+
+
+def test_jobs_taken_for_a_dequeue_whose_caller_left_go_back(broker: Any, client: Client) -> None:
+    """The caller's deadline passes (or it hangs up) after the script took a job but before the
+    answer went out: the job goes back to inactive unchanged instead of staying active unseen."""
+    import asyncio
+    import dataclasses
+
+    from broker.services.jobs import JobServicer
+    from jobwire.v1 import job_service_pb2 as pb
+
+    worker = register(client)
+    job_id = client.enqueue("t")
+    ctx = broker.broker.ctx
+    real_dequeue = ctx.store.dequeue
+    taken = threading.Event()
+
+    class SlowStore:
+        """The real store, with a pause between Redis running the script and the reply."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(ctx.store, name)
+
+        async def dequeue(self, *args: Any, **kwargs: Any) -> Any:
+            result = await real_dequeue(*args, **kwargs)
+            taken.set()
+            await asyncio.sleep(1)
+            return result
+
+    servicer = JobServicer(dataclasses.replace(ctx, store=SlowStore()))
+    request = pb.DequeueRequest(namespace=client.namespace, worker_id=worker)
+    future = asyncio.run_coroutine_threadsafe(servicer.Dequeue(request, None), broker.loop)
+    assert taken.wait(10)
+    assert client.job_info(job_id).state == "active"  # type: ignore[union-attr]
+    future.cancel()
+    deadline = time.monotonic() + 10
+    while client.job_info(job_id).state != "inactive":  # type: ignore[union-attr]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    info = client.job_info(job_id)
+    assert info is not None and info.retries == 0  # unchanged: no handle went stale
+    assert client.dequeue(worker).id == job_id  # type: ignore[union-attr]
