@@ -57,7 +57,7 @@ class LockServiceServicer:
     """
 
     def AcquireLock(self, request, context):
-        """AcquireLock adds a holder when fewer than limit live holders exist; a duration of 0 only checks.
+        """AcquireLock adds a holder when fewer than limit live holders exist; a duration <= 0 only checks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -34,7 +34,7 @@ class LockServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> LockServiceAsyncStub: ...
     AcquireLock: _grpc.UnaryUnaryMultiCallable[_lock_service_pb2.AcquireLockRequest, _lock_service_pb2.AcquireLockResponse]
-    """AcquireLock adds a holder when fewer than limit live holders exist; a duration of 0 only checks."""
+    """AcquireLock adds a holder when fewer than limit live holders exist; a duration <= 0 only checks."""
     ReleaseLock: _grpc.UnaryUnaryMultiCallable[_lock_service_pb2.ReleaseLockRequest, _lock_service_pb2.ReleaseLockResponse]
     """ReleaseLock removes the live holder of the name that expires soonest."""
     ListLocks: _grpc.UnaryUnaryMultiCallable[_lock_service_pb2.ListLocksRequest, _lock_service_pb2.ListLocksResponse]
@@ -46,7 +46,7 @@ class LockServiceAsyncStub(LockServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     AcquireLock: _aio.UnaryUnaryMultiCallable[_lock_service_pb2.AcquireLockRequest, _lock_service_pb2.AcquireLockResponse]  # type: ignore[assignment]
-    """AcquireLock adds a holder when fewer than limit live holders exist; a duration of 0 only checks."""
+    """AcquireLock adds a holder when fewer than limit live holders exist; a duration <= 0 only checks."""
     ReleaseLock: _aio.UnaryUnaryMultiCallable[_lock_service_pb2.ReleaseLockRequest, _lock_service_pb2.ReleaseLockResponse]  # type: ignore[assignment]
     """ReleaseLock removes the live holder of the name that expires soonest."""
     ListLocks: _aio.UnaryUnaryMultiCallable[_lock_service_pb2.ListLocksRequest, _lock_service_pb2.ListLocksResponse]  # type: ignore[assignment]
@@ -61,7 +61,7 @@ class LockServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _lock_service_pb2.AcquireLockRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_lock_service_pb2.AcquireLockResponse, _abc.Awaitable[_lock_service_pb2.AcquireLockResponse]]:
-        """AcquireLock adds a holder when fewer than limit live holders exist; a duration of 0 only checks."""
+        """AcquireLock adds a holder when fewer than limit live holders exist; a duration <= 0 only checks."""
 
     @_abc_1.abstractmethod
     def ReleaseLock(

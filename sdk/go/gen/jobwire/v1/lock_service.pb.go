@@ -31,7 +31,7 @@ type AcquireLockRequest struct {
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// Lock name; required.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// How long to hold the lock; unset or zero only checks whether it could be acquired.
+	// How long to hold the lock; unset, zero or negative only checks whether it could be acquired.
 	Duration *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
 	// Most live holders (at least 1); 0 means 1.
 	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`

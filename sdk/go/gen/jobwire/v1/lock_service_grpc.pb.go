@@ -17,7 +17,7 @@ const _ = grpc.SupportPackageIsVersion7
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type LockServiceClient interface {
-	// AcquireLock adds a holder when fewer than limit live holders exist; a duration of 0 only checks.
+	// AcquireLock adds a holder when fewer than limit live holders exist; a duration <= 0 only checks.
 	AcquireLock(ctx context.Context, in *AcquireLockRequest, opts ...grpc.CallOption) (*AcquireLockResponse, error)
 	// ReleaseLock removes the live holder of the name that expires soonest.
 	ReleaseLock(ctx context.Context, in *ReleaseLockRequest, opts ...grpc.CallOption) (*ReleaseLockResponse, error)
@@ -64,7 +64,7 @@ func (c *lockServiceClient) ListLocks(ctx context.Context, in *ListLocksRequest,
 // All implementations must embed UnimplementedLockServiceServer
 // for forward compatibility
 type LockServiceServer interface {
-	// AcquireLock adds a holder when fewer than limit live holders exist; a duration of 0 only checks.
+	// AcquireLock adds a holder when fewer than limit live holders exist; a duration <= 0 only checks.
 	AcquireLock(context.Context, *AcquireLockRequest) (*AcquireLockResponse, error)
 	// ReleaseLock removes the live holder of the name that expires soonest.
 	ReleaseLock(context.Context, *ReleaseLockRequest) (*ReleaseLockResponse, error)

@@ -642,7 +642,7 @@ type SubscribeRequest struct {
 	Queues []string `protobuf:"bytes,3,rep,name=queues,proto3" json:"queues,omitempty"`
 	// Tasks the worker can run; empty means any task.
 	Tasks []string `protobuf:"bytes,4,rep,name=tasks,proto3" json:"tasks,omitempty"`
-	// Most jobs active under this worker at once (at least 1).
+	// Most jobs active under this worker at once; 0 pauses it (spare slots still apply).
 	Concurrency int32 `protobuf:"varint,5,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
 	// Only jobs with at least this priority.
 	MinPriority *int32 `protobuf:"varint,6,opt,name=min_priority,json=minPriority,proto3,oneof" json:"min_priority,omitempty"`

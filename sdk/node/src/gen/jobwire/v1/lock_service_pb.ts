@@ -37,7 +37,7 @@ export type AcquireLockRequest = Message<"jobwire.v1.AcquireLockRequest"> & {
   name: string;
 
   /**
-   * How long to hold the lock; unset or zero only checks whether it could be acquired.
+   * How long to hold the lock; unset, zero or negative only checks whether it could be acquired.
    *
    * @generated from field: google.protobuf.Duration duration = 3;
    */
@@ -205,7 +205,7 @@ export const ListLocksResponseSchema: GenMessage<ListLocksResponse> = /*@__PURE_
  */
 export const LockService: GenService<{
   /**
-   * AcquireLock adds a holder when fewer than limit live holders exist; a duration of 0 only checks.
+   * AcquireLock adds a holder when fewer than limit live holders exist; a duration <= 0 only checks.
    *
    * @generated from rpc jobwire.v1.LockService.AcquireLock
    */

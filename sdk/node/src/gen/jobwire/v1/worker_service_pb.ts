@@ -355,7 +355,7 @@ export type SubscribeRequest = Message<"jobwire.v1.SubscribeRequest"> & {
   tasks: string[];
 
   /**
-   * Most jobs active under this worker at once (at least 1).
+   * Most jobs active under this worker at once; 0 pauses it (spare slots still apply).
    *
    * @generated from field: int32 concurrency = 5;
    */
