@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, SupportsIndex
 
 from google.protobuf.duration_pb2 import Duration
@@ -243,9 +243,16 @@ def to_timestamp(moment: object, field: str) -> Timestamp:
     return message
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def from_timestamp(message: Timestamp) -> datetime:
-    """A `Timestamp` as a timezone-aware UTC datetime (microsecond precision)."""
-    return message.ToDatetime(tzinfo=timezone.utc)
+    """A `Timestamp` as a timezone-aware UTC datetime (microsecond precision).
+
+    Arithmetic on a fixed epoch: Timestamp.ToDatetime is pure Python and, at seven timestamps a
+    job, was the largest cost of reading a page of jobs.
+    """
+    return _EPOCH + timedelta(seconds=message.seconds, microseconds=message.nanos // 1000)
 
 
 def _moment(message: Any, name: str) -> datetime | None:
