@@ -99,27 +99,39 @@ else
   local driver = dims[1] or {keys = {P .. 'jobs'}, size = redis.call('ZCOUNT', P .. 'jobs', '-inf', max)}
   for _, d in ipairs(dims) do if d.size < driver.size then driver = d end end
   if #dims <= 1 and not driver.overlapping then
-    -- The driver's count is exact; subtract the expired inactive jobs it holds.
-    local hidden = {}
-    local hidden_n = 0
-    for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'expiring', '-inf', now)) do
-      local n = tonumber(id)
-      if not before or n < before then
-        for _, k in ipairs(driver.keys) do
-          if redis.call('ZSCORE', k, id) then
-            hidden[n] = true
-            hidden_n = hidden_n + 1
-            break
+    -- The driver's count is exact; subtract the expired inactive jobs it holds. Every job in
+    -- `expiring` is inactive, so for all jobs or the inactive state (without `before`) that is
+    -- one ZCOUNT, and for the other states none; only queue/task/note filters walk them.
+    local hidden_n
+    local only_state = #states == 1 and #dims == 1 and driver == dims[1]
+    if not before and (#dims == 0 or (only_state and states[1] == 'inactive')) then
+      hidden_n = redis.call('ZCOUNT', P .. 'expiring', '-inf', now)
+    elseif only_state and states[1] ~= 'inactive' then
+      hidden_n = 0
+    else
+      hidden_n = 0
+      for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'expiring', '-inf', now)) do
+        if not before or tonumber(id) < before then
+          for _, k in ipairs(driver.keys) do
+            if redis.call('ZSCORE', k, id) then
+              hidden_n = hidden_n + 1
+              break
+            end
           end
         end
       end
+    end
+    local function hidden(id)
+      if hidden_n == 0 then return false end
+      local expires = redis.call('ZSCORE', P .. 'expiring', id)
+      return expires ~= false and tonumber(expires) <= now
     end
     local next_id = stream(driver.keys)
     local seen = 0
     while #page < limit do
       local id = next_id()
       if not id then break end
-      if not hidden[id] then
+      if not hidden(istr(id)) then
         seen = seen + 1
         if seen > offset then page[#page + 1] = istr(id) end
       end

@@ -504,3 +504,27 @@ def test_jobs_taken_for_a_dequeue_whose_caller_left_go_back(broker: Any, client:
     info = client.job_info(job_id)
     assert info is not None and info.retries == 0  # unchanged: no handle went stale
     assert client.dequeue(worker).id == job_id  # type: ignore[union-attr]
+
+
+def test_expired_jobs_are_hidden_from_every_kind_of_list(client: Client) -> None:
+    worker = register(client)
+    client.enqueue_many([{"task": "t", "queue": "q", "expire": 0.1} for _ in range(5)])
+    live = [client.enqueue("t", queue="q"), client.enqueue("u")]
+    job = client.dequeue(worker, id=live[0], queues=["q"])
+    assert job is not None
+    client.finish_job(job.id, 0)
+    time.sleep(0.2)
+
+    def listed(**kw: Any) -> tuple[list[int], int]:
+        page = client.list_jobs(**kw)
+        return [j.id for j in page.items], page.total
+
+    assert listed() == ([7, 6], 2)
+    assert listed(limit=1, offset=1) == ([6], 2)
+    assert listed(states=["inactive"]) == ([7], 1)
+    assert listed(states=["finished"]) == ([6], 1)
+    assert listed(queues=["q"]) == ([6], 1)
+    assert listed(tasks=["t"]) == ([6], 1)
+    assert listed(before=7) == ([6], 1)
+    assert listed(states=["inactive"], before=7) == ([], 0)
+    assert client.stats().inactive_jobs == 1
