@@ -225,7 +225,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             states=states,
             tasks=list(request.tasks),
         )
-        return pb.ListJobsResponse(jobs=[convert.job(row) for row in rows], total=total)
+        return pb.ListJobsResponse(jobs=convert.jobs(rows), total=total)
 
 
 __all__ = ["JobServicer", "job_pb2"]
