@@ -75,6 +75,20 @@ NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # SET of every namespace a replica has served; outside any hash tag (read by upkeep only).
 NAMESPACES_KEY = "jobwire:namespaces"
 
+# Pub/sub channels the scripts publish on, per namespace: "jobwire:{<namespace>}:<kind>".
+CHANNEL_KINDS = ("wake", "slots", "inbox")
+
+
+def channel_patterns() -> list[str]:
+    """PSUBSCRIBE patterns matching every namespace's channels."""
+    return [f"jobwire:{{*}}:{kind}" for kind in CHANNEL_KINDS]
+
+
+def parse_channel(channel: str) -> tuple[str, str]:
+    """(namespace, kind) of a channel name."""
+    head, _, kind = channel.rpartition(":")
+    return head[len("jobwire:{") : -1], kind
+
 
 class Keyspace:
     """Key names of one namespace."""
@@ -101,10 +115,6 @@ class Keyspace:
         return f"{self.prefix}schedule:{schedule_id}"
 
     # End of Schedules
-
-    @property
-    def wake_channel(self) -> str:
-        return self.prefix + "wake"
 
     @property
     def repair_lock(self) -> str:

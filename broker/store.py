@@ -683,7 +683,3 @@ class Store:
         return bool(await self._run("hold_repair_lock", namespace, [token, ms]))
 
     # End of Workers, Locks, Repair --------------------------------------------------------------
-
-
-def decode_json(text: str | None) -> Any:
-    return None if text is None else json.loads(text)

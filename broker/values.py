@@ -12,19 +12,6 @@ from google.protobuf import struct_pb2
 _MAX_EXACT = 2**53
 
 
-def normalize(value: Any) -> Any:
-    """Turns whole-number floats into ints, recursively, so 1 stays 1 and not 1.0."""
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer() and abs(value) <= _MAX_EXACT:
-            return int(value)
-        return value
-    if isinstance(value, list):
-        return [normalize(v) for v in value]
-    if isinstance(value, dict):
-        return {k: normalize(v) for k, v in value.items()}
-    return value
-
-
 def dumps(value: Any) -> str:
     """Compact JSON text, as stored in Redis."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

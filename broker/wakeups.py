@@ -16,10 +16,10 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from broker.keyspace import channel_patterns, parse_channel
+
 log = logging.getLogger("jobwire.wakeups")
 
-CHANNELS = ("wake", "slots", "inbox")
-PATTERNS = [f"jobwire:{{*}}:{kind}" for kind in CHANNELS]
 
 Listener = Callable[[str, str, str], None]
 
@@ -70,9 +70,7 @@ class Wakeups:
         self._listeners.append(listener)
 
     def _dispatch(self, channel: str, payload: str) -> None:
-        # channel is "jobwire:{<namespace>}:<kind>"
-        head, _, kind = channel.rpartition(":")
-        namespace = head[len("jobwire:{") : -1]
+        namespace, kind = parse_channel(channel)
         if kind == "wake":
             self.wake(namespace)
         for listener in self._listeners:
@@ -94,7 +92,7 @@ class Wakeups:
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.psubscribe(*PATTERNS)
+                await pubsub.psubscribe(*channel_patterns())
                 self._ready.set()
                 self.wake_all()  # anything published while we were not listening
                 delay = 0.1
