@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from grpc_health.v1 import health, health_pb2
 
 from broker.store import Store
+from broker.tasks import cancel
 
 log = logging.getLogger("jobwire.health")
 
@@ -57,8 +57,5 @@ class HealthReporter:
         await self._set(False)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None

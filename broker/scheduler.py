@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from broker.config import Settings
 from broker.store import Dispatched, Store
+from broker.tasks import cancel
 
 log = logging.getLogger("jobwire.scheduler")
 
@@ -46,9 +47,7 @@ class Scheduler:
         if self._task is not None:
             # The flag ends the loop even if a cancellation is swallowed inside a Redis call.
             self._stopping.set()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel(self._task)
             self._task = None
 
     async def _loop(self) -> None:

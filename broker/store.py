@@ -6,6 +6,7 @@ to and from protobuf. Times are epoch seconds from Redis' own clock (``TIME`` in
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, field
@@ -439,8 +440,9 @@ class Store:
     # Admin
 
     async def stats(self, namespace: str) -> dict[str, int | float]:
-        info = await self.redis.info("server")
-        values = await self._run("stats", namespace)
+        info, values = await asyncio.gather(
+            self.redis.info("server"), self._run("stats", namespace)
+        )
         stats: dict[str, int | float] = dict(
             zip(STATS_FIELDS, (int(v) for v in values), strict=True)
         )

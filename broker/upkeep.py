@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from broker.config import Settings
 from broker.store import RepairCounts, Store
+from broker.tasks import cancel
 
 log = logging.getLogger("jobwire.upkeep")
 
@@ -54,11 +55,8 @@ class Repairer:
             self._task = asyncio.create_task(self._loop(), name="jobwire-repair")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         for namespace in self.namespaces:
             with contextlib.suppress(Exception):
                 await self.store.hold_repair_lock(namespace, self.token, 0)

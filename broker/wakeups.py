@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from broker.keyspace import channel_patterns, parse_channel
+from broker.tasks import cancel
 
 log = logging.getLogger("jobwire.wakeups")
 
@@ -81,11 +82,8 @@ class Wakeups:
         await asyncio.wait_for(self._ready.wait(), 10)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _listen(self) -> None:
         delay = 0.1
