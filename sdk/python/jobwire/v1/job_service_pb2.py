@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from jobwire.v1 import job_pb2 as jobwire_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cjobwire/v1/job_service.proto\x12\njobwire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x14jobwire/v1/job.proto\"\xbb\x02\n\x0e\x45nqueueRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12(\n\x04\x61rgs\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.ListValue\x12\x15\n\x08\x61ttempts\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12(\n\x05\x64\x65lay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06\x65xpire\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0b\n\x03lax\x18\x07 \x01(\x08\x12&\n\x05notes\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07parents\x18\t \x03(\x03\x12\x10\n\x08priority\x18\n \x01(\x05\x12\r\n\x05queue\x18\x0b \x01(\tB\x0b\n\t_attempts\"\x1d\n\x0f\x45nqueueResponse\x12\n\n\x02id\x18\x01 \x01(\x03\"V\n\x13\x42\x61tchEnqueueRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12,\n\x08requests\x18\x02 \x03(\x0b\x32\x1a.jobwire.v1.EnqueueRequest\"#\n\x14\x42\x61tchEnqueueResponse\x12\x0b\n\x03ids\x18\x01 \x03(\x03\"\xd1\x01\n\x0e\x44\x65queueRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\x03\x12\'\n\x04wait\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x02id\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x0cmin_priority\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x0e\n\x06queues\x18\x06 \x03(\t\x12\r\n\x05tasks\x18\x07 \x03(\t\x12\r\n\x05\x63ount\x18\x08 \x01(\x05\x42\x05\n\x03_idB\x0f\n\r_min_priority\"8\n\x0f\x44\x65queueResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x17.jobwire.v1.DequeuedJob\"j\n\x10\x46inishJobRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x03\x12\x0f\n\x07retries\x18\x03 \x01(\x05\x12&\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\"%\n\x11\x46inishJobResponse\x12\x10\n\x08\x66inished\x18\x01 \x01(\x08\"h\n\x0e\x46\x61ilJobRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x03\x12\x0f\n\x07retries\x18\x03 \x01(\x05\x12&\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\"!\n\x0f\x46\x61ilJobResponse\x12\x0e\n\x06\x66\x61iled\x18\x01 \x01(\x08\"w\n\nCompletion\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07retries\x18\x02 \x01(\x05\x12$\n\x07outcome\x18\x03 \x01(\x0e\x32\x13.jobwire.v1.Outcome\x12&\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\"U\n\x13\x43ompleteJobsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12+\n\x0b\x63ompletions\x18\x02 \x03(\x0b\x32\x16.jobwire.v1.Completion\"\'\n\x14\x43ompleteJobsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x03(\x08\"\xbb\x02\n\x0fRetryJobRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x03\x12\x0f\n\x07retries\x18\x03 \x01(\x05\x12\x15\n\x08\x61ttempts\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12(\n\x05\x64\x65lay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06\x65xpire\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x03lax\x18\x07 \x01(\x08H\x01\x88\x01\x01\x12#\n\x07parents\x18\x08 \x01(\x0b\x32\x12.jobwire.v1.JobIds\x12\x15\n\x08priority\x18\t \x01(\x05H\x02\x88\x01\x01\x12\x12\n\x05queue\x18\n \x01(\tH\x03\x88\x01\x01\x42\x0b\n\t_attemptsB\x06\n\x04_laxB\x0b\n\t_priorityB\x08\n\x06_queue\"#\n\x10RetryJobResponse\x12\x0f\n\x07retried\x18\x01 \x01(\x08\"1\n\x10RemoveJobRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x03\"$\n\x11RemoveJobResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x08\"W\n\x0eNoteJobRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x03\x12&\n\x05merge\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\"\n\x0fNoteJobResponse\x12\x0f\n\x07updated\x18\x01 \x01(\x08\".\n\rGetJobRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x03\".\n\x0eGetJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.jobwire.v1.Job\"\xd0\x01\n\x0fListJobsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x12\n\x05limit\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06\x62\x65\x66ore\x18\x04 \x01(\x03H\x01\x88\x01\x01\x12\x0b\n\x03ids\x18\x05 \x03(\x03\x12\r\n\x05notes\x18\x06 \x03(\t\x12\x0e\n\x06queues\x18\x07 \x03(\t\x12!\n\x06states\x18\x08 \x03(\x0e\x32\x11.jobwire.v1.State\x12\r\n\x05tasks\x18\t \x03(\tB\x08\n\x06_limitB\t\n\x07_before\"@\n\x10ListJobsResponse\x12\x1d\n\x04jobs\x18\x01 \x03(\x0b\x32\x0f.jobwire.v1.Job\x12\r\n\x05total\x18\x02 \x01(\x03*L\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x14\n\x10OUTCOME_FINISHED\x10\x01\x12\x12\n\x0eOUTCOME_FAILED\x10\x02\x32\xaf\x06\n\nJobService\x12\x42\n\x07\x45nqueue\x12\x1a.jobwire.v1.EnqueueRequest\x1a\x1b.jobwire.v1.EnqueueResponse\x12Q\n\x0c\x42\x61tchEnqueue\x12\x1f.jobwire.v1.BatchEnqueueRequest\x1a .jobwire.v1.BatchEnqueueResponse\x12\x42\n\x07\x44\x65queue\x12\x1a.jobwire.v1.DequeueRequest\x1a\x1b.jobwire.v1.DequeueResponse\x12H\n\tFinishJob\x12\x1c.jobwire.v1.FinishJobRequest\x1a\x1d.jobwire.v1.FinishJobResponse\x12\x42\n\x07\x46\x61ilJob\x12\x1a.jobwire.v1.FailJobRequest\x1a\x1b.jobwire.v1.FailJobResponse\x12Q\n\x0c\x43ompleteJobs\x12\x1f.jobwire.v1.CompleteJobsRequest\x1a .jobwire.v1.CompleteJobsResponse\x12\x45\n\x08RetryJob\x12\x1b.jobwire.v1.RetryJobRequest\x1a\x1c.jobwire.v1.RetryJobResponse\x12H\n\tRemoveJob\x12\x1c.jobwire.v1.RemoveJobRequest\x1a\x1d.jobwire.v1.RemoveJobResponse\x12\x42\n\x07NoteJob\x12\x1a.jobwire.v1.NoteJobRequest\x1a\x1b.jobwire.v1.NoteJobResponse\x12\x44\n\x06GetJob\x12\x19.jobwire.v1.GetJobRequest\x1a\x1a.jobwire.v1.GetJobResponse\"\x03\x90\x02\x01\x12J\n\x08ListJobs\x12\x1b.jobwire.v1.ListJobsRequest\x1a\x1c.jobwire.v1.ListJobsResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cjobwire/v1/job_service.proto\x12\njobwire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x14jobwire/v1/job.proto\"\xbb\x02\n\x0e\x45nqueueRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12(\n\x04\x61rgs\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.ListValue\x12\x15\n\x08\x61ttempts\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12(\n\x05\x64\x65lay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06\x65xpire\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0b\n\x03lax\x18\x07 \x01(\x08\x12&\n\x05notes\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07parents\x18\t \x03(\x03\x12\x10\n\x08priority\x18\n \x01(\x05\x12\r\n\x05queue\x18\x0b \x01(\tB\x0b\n\t_attempts\"\x1d\n\x0f\x45nqueueResponse\x12\n\n\x02id\x18\x01 \x01(\x03\"V\n\x13\x42\x61tchEnqueueRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12,\n\x08requests\x18\x02 \x03(\x0b\x32\x1a.jobwire.v1.EnqueueRequest\"#\n\x14\x42\x61tchEnqueueResponse\x12\x0b\n\x03ids\x18\x01 \x03(\x03\"\xd1\x01\n\x0e\x44\x65queueRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\x03\x12\'\n\x04wait\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x02id\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x0cmin_priority\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x0e\n\x06queues\x18\x06 \x03(\t\x12\r\n\x05tasks\x18\x07 \x03(\t\x12\r\n\x05\x63ount\x18\x08 \x01(\x05\x42\x05\n\x03_idB\x0f\n\r_min_priority\"8\n\x0f\x44\x65queueResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x17.jobwire.v1.DequeuedJob\"\x88\x01\n\x10\x46inishJobRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x03\x12\x0f\n\x07retries\x18\x03 \x01(\x05\x12&\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x12\n\x05lease\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\x08\n\x06_lease\"%\n\x11\x46inishJobResponse\x12\x10\n\x08\x66inished\x18\x01 \x01(\x08\"\x86\x01\n\x0e\x46\x61ilJobRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x03\x12\x0f\n\x07retries\x18\x03 \x01(\x05\x12&\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x12\n\x05lease\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\x08\n\x06_lease\"!\n\x0f\x46\x61ilJobResponse\x12\x0e\n\x06\x66\x61iled\x18\x01 \x01(\x08\"\x95\x01\n\nCompletion\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07retries\x18\x02 \x01(\x05\x12$\n\x07outcome\x18\x03 \x01(\x0e\x32\x13.jobwire.v1.Outcome\x12&\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x12\n\x05lease\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\x08\n\x06_lease\"U\n\x13\x43ompleteJobsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12+\n\x0b\x63ompletions\x18\x02 \x03(\x0b\x32\x16.jobwire.v1.Completion\"\'\n\x14\x43ompleteJobsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x03(\x08\"\xd9\x02\n\x0fRetryJobRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x03\x12\x0f\n\x07retries\x18\x03 \x01(\x05\x12\x15\n\x08\x61ttempts\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12(\n\x05\x64\x65lay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06\x65xpire\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x03lax\x18\x07 \x01(\x08H\x01\x88\x01\x01\x12#\n\x07parents\x18\x08 \x01(\x0b\x32\x12.jobwire.v1.JobIds\x12\x15\n\x08priority\x18\t \x01(\x05H\x02\x88\x01\x01\x12\x12\n\x05queue\x18\n \x01(\tH\x03\x88\x01\x01\x12\x12\n\x05lease\x18\x0b \x01(\x03H\x04\x88\x01\x01\x42\x0b\n\t_attemptsB\x06\n\x04_laxB\x0b\n\t_priorityB\x08\n\x06_queueB\x08\n\x06_lease\"#\n\x10RetryJobResponse\x12\x0f\n\x07retried\x18\x01 \x01(\x08\"1\n\x10RemoveJobRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x03\"$\n\x11RemoveJobResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x08\"W\n\x0eNoteJobRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x03\x12&\n\x05merge\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\"\n\x0fNoteJobResponse\x12\x0f\n\x07updated\x18\x01 \x01(\x08\".\n\rGetJobRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x03\".\n\x0eGetJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.jobwire.v1.Job\"\xd0\x01\n\x0fListJobsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x12\n\x05limit\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06\x62\x65\x66ore\x18\x04 \x01(\x03H\x01\x88\x01\x01\x12\x0b\n\x03ids\x18\x05 \x03(\x03\x12\r\n\x05notes\x18\x06 \x03(\t\x12\x0e\n\x06queues\x18\x07 \x03(\t\x12!\n\x06states\x18\x08 \x03(\x0e\x32\x11.jobwire.v1.State\x12\r\n\x05tasks\x18\t \x03(\tB\x08\n\x06_limitB\t\n\x07_before\"@\n\x10ListJobsResponse\x12\x1d\n\x04jobs\x18\x01 \x03(\x0b\x32\x0f.jobwire.v1.Job\x12\r\n\x05total\x18\x02 \x01(\x03*L\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x14\n\x10OUTCOME_FINISHED\x10\x01\x12\x12\n\x0eOUTCOME_FAILED\x10\x02\x32\xaf\x06\n\nJobService\x12\x42\n\x07\x45nqueue\x12\x1a.jobwire.v1.EnqueueRequest\x1a\x1b.jobwire.v1.EnqueueResponse\x12Q\n\x0c\x42\x61tchEnqueue\x12\x1f.jobwire.v1.BatchEnqueueRequest\x1a .jobwire.v1.BatchEnqueueResponse\x12\x42\n\x07\x44\x65queue\x12\x1a.jobwire.v1.DequeueRequest\x1a\x1b.jobwire.v1.DequeueResponse\x12H\n\tFinishJob\x12\x1c.jobwire.v1.FinishJobRequest\x1a\x1d.jobwire.v1.FinishJobResponse\x12\x42\n\x07\x46\x61ilJob\x12\x1a.jobwire.v1.FailJobRequest\x1a\x1b.jobwire.v1.FailJobResponse\x12Q\n\x0c\x43ompleteJobs\x12\x1f.jobwire.v1.CompleteJobsRequest\x1a .jobwire.v1.CompleteJobsResponse\x12\x45\n\x08RetryJob\x12\x1b.jobwire.v1.RetryJobRequest\x1a\x1c.jobwire.v1.RetryJobResponse\x12H\n\tRemoveJob\x12\x1c.jobwire.v1.RemoveJobRequest\x1a\x1d.jobwire.v1.RemoveJobResponse\x12\x42\n\x07NoteJob\x12\x1a.jobwire.v1.NoteJobRequest\x1a\x1b.jobwire.v1.NoteJobResponse\x12\x44\n\x06GetJob\x12\x19.jobwire.v1.GetJobRequest\x1a\x1a.jobwire.v1.GetJobResponse\"\x03\x90\x02\x01\x12J\n\x08ListJobs\x12\x1b.jobwire.v1.ListJobsRequest\x1a\x1c.jobwire.v1.ListJobsResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,8 +38,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBSERVICE'].methods_by_name['GetJob']._serialized_options = b'\220\002\001'
   _globals['_JOBSERVICE'].methods_by_name['ListJobs']._loaded_options = None
   _globals['_JOBSERVICE'].methods_by_name['ListJobs']._serialized_options = b'\220\002\001'
-  _globals['_OUTCOME']._serialized_start=2351
-  _globals['_OUTCOME']._serialized_end=2427
+  _globals['_OUTCOME']._serialized_start=2474
+  _globals['_OUTCOME']._serialized_end=2550
   _globals['_ENQUEUEREQUEST']._serialized_start=129
   _globals['_ENQUEUEREQUEST']._serialized_end=444
   _globals['_ENQUEUERESPONSE']._serialized_start=446
@@ -52,40 +52,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DEQUEUEREQUEST']._serialized_end=812
   _globals['_DEQUEUERESPONSE']._serialized_start=814
   _globals['_DEQUEUERESPONSE']._serialized_end=870
-  _globals['_FINISHJOBREQUEST']._serialized_start=872
-  _globals['_FINISHJOBREQUEST']._serialized_end=978
-  _globals['_FINISHJOBRESPONSE']._serialized_start=980
-  _globals['_FINISHJOBRESPONSE']._serialized_end=1017
-  _globals['_FAILJOBREQUEST']._serialized_start=1019
-  _globals['_FAILJOBREQUEST']._serialized_end=1123
-  _globals['_FAILJOBRESPONSE']._serialized_start=1125
-  _globals['_FAILJOBRESPONSE']._serialized_end=1158
-  _globals['_COMPLETION']._serialized_start=1160
-  _globals['_COMPLETION']._serialized_end=1279
-  _globals['_COMPLETEJOBSREQUEST']._serialized_start=1281
-  _globals['_COMPLETEJOBSREQUEST']._serialized_end=1366
-  _globals['_COMPLETEJOBSRESPONSE']._serialized_start=1368
-  _globals['_COMPLETEJOBSRESPONSE']._serialized_end=1407
-  _globals['_RETRYJOBREQUEST']._serialized_start=1410
-  _globals['_RETRYJOBREQUEST']._serialized_end=1725
-  _globals['_RETRYJOBRESPONSE']._serialized_start=1727
-  _globals['_RETRYJOBRESPONSE']._serialized_end=1762
-  _globals['_REMOVEJOBREQUEST']._serialized_start=1764
-  _globals['_REMOVEJOBREQUEST']._serialized_end=1813
-  _globals['_REMOVEJOBRESPONSE']._serialized_start=1815
-  _globals['_REMOVEJOBRESPONSE']._serialized_end=1851
-  _globals['_NOTEJOBREQUEST']._serialized_start=1853
-  _globals['_NOTEJOBREQUEST']._serialized_end=1940
-  _globals['_NOTEJOBRESPONSE']._serialized_start=1942
-  _globals['_NOTEJOBRESPONSE']._serialized_end=1976
-  _globals['_GETJOBREQUEST']._serialized_start=1978
-  _globals['_GETJOBREQUEST']._serialized_end=2024
-  _globals['_GETJOBRESPONSE']._serialized_start=2026
-  _globals['_GETJOBRESPONSE']._serialized_end=2072
-  _globals['_LISTJOBSREQUEST']._serialized_start=2075
-  _globals['_LISTJOBSREQUEST']._serialized_end=2283
-  _globals['_LISTJOBSRESPONSE']._serialized_start=2285
-  _globals['_LISTJOBSRESPONSE']._serialized_end=2349
-  _globals['_JOBSERVICE']._serialized_start=2430
-  _globals['_JOBSERVICE']._serialized_end=3245
+  _globals['_FINISHJOBREQUEST']._serialized_start=873
+  _globals['_FINISHJOBREQUEST']._serialized_end=1009
+  _globals['_FINISHJOBRESPONSE']._serialized_start=1011
+  _globals['_FINISHJOBRESPONSE']._serialized_end=1048
+  _globals['_FAILJOBREQUEST']._serialized_start=1051
+  _globals['_FAILJOBREQUEST']._serialized_end=1185
+  _globals['_FAILJOBRESPONSE']._serialized_start=1187
+  _globals['_FAILJOBRESPONSE']._serialized_end=1220
+  _globals['_COMPLETION']._serialized_start=1223
+  _globals['_COMPLETION']._serialized_end=1372
+  _globals['_COMPLETEJOBSREQUEST']._serialized_start=1374
+  _globals['_COMPLETEJOBSREQUEST']._serialized_end=1459
+  _globals['_COMPLETEJOBSRESPONSE']._serialized_start=1461
+  _globals['_COMPLETEJOBSRESPONSE']._serialized_end=1500
+  _globals['_RETRYJOBREQUEST']._serialized_start=1503
+  _globals['_RETRYJOBREQUEST']._serialized_end=1848
+  _globals['_RETRYJOBRESPONSE']._serialized_start=1850
+  _globals['_RETRYJOBRESPONSE']._serialized_end=1885
+  _globals['_REMOVEJOBREQUEST']._serialized_start=1887
+  _globals['_REMOVEJOBREQUEST']._serialized_end=1936
+  _globals['_REMOVEJOBRESPONSE']._serialized_start=1938
+  _globals['_REMOVEJOBRESPONSE']._serialized_end=1974
+  _globals['_NOTEJOBREQUEST']._serialized_start=1976
+  _globals['_NOTEJOBREQUEST']._serialized_end=2063
+  _globals['_NOTEJOBRESPONSE']._serialized_start=2065
+  _globals['_NOTEJOBRESPONSE']._serialized_end=2099
+  _globals['_GETJOBREQUEST']._serialized_start=2101
+  _globals['_GETJOBREQUEST']._serialized_end=2147
+  _globals['_GETJOBRESPONSE']._serialized_start=2149
+  _globals['_GETJOBRESPONSE']._serialized_end=2195
+  _globals['_LISTJOBSREQUEST']._serialized_start=2198
+  _globals['_LISTJOBSREQUEST']._serialized_end=2406
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2408
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2472
+  _globals['_JOBSERVICE']._serialized_start=2553
+  _globals['_JOBSERVICE']._serialized_end=3368
 # @@protoc_insertion_point(module_scope)

@@ -94,16 +94,18 @@ class DequeueResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[_job_pb2.DequeuedJob, _Mapping]]] = ...) -> None: ...
 
 class FinishJobRequest(_message.Message):
-    __slots__ = ("namespace", "id", "retries", "result")
+    __slots__ = ("namespace", "id", "retries", "result", "lease")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     id: int
     retries: int
     result: _struct_pb2.Value
-    def __init__(self, namespace: _Optional[str] = ..., id: _Optional[int] = ..., retries: _Optional[int] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+    lease: int
+    def __init__(self, namespace: _Optional[str] = ..., id: _Optional[int] = ..., retries: _Optional[int] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class FinishJobResponse(_message.Message):
     __slots__ = ("finished",)
@@ -112,16 +114,18 @@ class FinishJobResponse(_message.Message):
     def __init__(self, finished: _Optional[bool] = ...) -> None: ...
 
 class FailJobRequest(_message.Message):
-    __slots__ = ("namespace", "id", "retries", "result")
+    __slots__ = ("namespace", "id", "retries", "result", "lease")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     id: int
     retries: int
     result: _struct_pb2.Value
-    def __init__(self, namespace: _Optional[str] = ..., id: _Optional[int] = ..., retries: _Optional[int] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+    lease: int
+    def __init__(self, namespace: _Optional[str] = ..., id: _Optional[int] = ..., retries: _Optional[int] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class FailJobResponse(_message.Message):
     __slots__ = ("failed",)
@@ -130,16 +134,18 @@ class FailJobResponse(_message.Message):
     def __init__(self, failed: _Optional[bool] = ...) -> None: ...
 
 class Completion(_message.Message):
-    __slots__ = ("id", "retries", "outcome", "result")
+    __slots__ = ("id", "retries", "outcome", "result", "lease")
     ID_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     id: int
     retries: int
     outcome: Outcome
     result: _struct_pb2.Value
-    def __init__(self, id: _Optional[int] = ..., retries: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+    lease: int
+    def __init__(self, id: _Optional[int] = ..., retries: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class CompleteJobsRequest(_message.Message):
     __slots__ = ("namespace", "completions")
@@ -156,7 +162,7 @@ class CompleteJobsResponse(_message.Message):
     def __init__(self, applied: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class RetryJobRequest(_message.Message):
-    __slots__ = ("namespace", "id", "retries", "attempts", "delay", "expire", "lax", "parents", "priority", "queue")
+    __slots__ = ("namespace", "id", "retries", "attempts", "delay", "expire", "lax", "parents", "priority", "queue", "lease")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +173,7 @@ class RetryJobRequest(_message.Message):
     PARENTS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     id: int
     retries: int
@@ -177,7 +184,8 @@ class RetryJobRequest(_message.Message):
     parents: _job_pb2.JobIds
     priority: int
     queue: str
-    def __init__(self, namespace: _Optional[str] = ..., id: _Optional[int] = ..., retries: _Optional[int] = ..., attempts: _Optional[int] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., expire: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., lax: _Optional[bool] = ..., parents: _Optional[_Union[_job_pb2.JobIds, _Mapping]] = ..., priority: _Optional[int] = ..., queue: _Optional[str] = ...) -> None: ...
+    lease: int
+    def __init__(self, namespace: _Optional[str] = ..., id: _Optional[int] = ..., retries: _Optional[int] = ..., attempts: _Optional[int] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., expire: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., lax: _Optional[bool] = ..., parents: _Optional[_Union[_job_pb2.JobIds, _Mapping]] = ..., priority: _Optional[int] = ..., queue: _Optional[str] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class RetryJobResponse(_message.Message):
     __slots__ = ("retried",)

@@ -22,13 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from jobwire.v1 import job_pb2 as jobwire_dot_v1_dot_job__pb2
 from jobwire.v1 import worker_pb2 as jobwire_dot_v1_dot_worker__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fjobwire/v1/worker_service.proto\x12\njobwire.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14jobwire/v1/job.proto\x1a\x17jobwire/v1/worker.proto\"\x86\x01\n\x15RegisterWorkerRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0f\n\x02id\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\'\n\x06status\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\x05\x42\x05\n\x03_id\"$\n\x16RegisterWorkerResponse\x12\n\n\x02id\x18\x01 \x01(\x03\"8\n\x17UnregisterWorkerRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x03\"\x1a\n\x18UnregisterWorkerResponse\"\x82\x01\n\x12ListWorkersRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x12\n\x05limit\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06\x62\x65\x66ore\x18\x04 \x01(\x03H\x01\x88\x01\x01\x12\x0b\n\x03ids\x18\x05 \x03(\x03\x42\x08\n\x06_limitB\t\n\x07_before\"I\n\x13ListWorkersResponse\x12#\n\x07workers\x18\x01 \x03(\x0b\x32\x12.jobwire.v1.Worker\x12\r\n\x05total\x18\x02 \x01(\x03\"m\n\x10\x42roadcastRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12(\n\x04\x61rgs\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.ListValue\x12\x0b\n\x03ids\x18\x04 \x03(\x03\"&\n\x11\x42roadcastResponse\x12\x11\n\tdelivered\x18\x01 \x01(\x08\"6\n\x0eReceiveRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\x03\"?\n\x0fReceiveResponse\x12,\n\x08\x63ommands\x18\x01 \x03(\x0b\x32\x1a.google.protobuf.ListValue\"\xbd\x02\n\x10SubscribeRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\x03\x12\x0e\n\x06queues\x18\x03 \x03(\t\x12\r\n\x05tasks\x18\x04 \x03(\t\x12\x13\n\x0b\x63oncurrency\x18\x05 \x01(\x05\x12\x19\n\x0cmin_priority\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12\x0f\n\x07running\x18\x07 \x03(\x03\x12\x38\n\x06limits\x18\x08 \x03(\x0b\x32(.jobwire.v1.SubscribeRequest.LimitsEntry\x12\r\n\x05spare\x18\t \x01(\x05\x12\x1a\n\x12spare_min_priority\x18\n \x01(\x05\x1a-\n\x0bLimitsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x42\x0f\n\r_min_priority\"\x92\x01\n\x11SubscribeResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x17.jobwire.v1.DequeuedJob\x12,\n\x08\x63ommands\x18\x02 \x03(\x0b\x32\x1a.google.protobuf.ListValue\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xf6\x03\n\rWorkerService\x12W\n\x0eRegisterWorker\x12!.jobwire.v1.RegisterWorkerRequest\x1a\".jobwire.v1.RegisterWorkerResponse\x12]\n\x10UnregisterWorker\x12#.jobwire.v1.UnregisterWorkerRequest\x1a$.jobwire.v1.UnregisterWorkerResponse\x12S\n\x0bListWorkers\x12\x1e.jobwire.v1.ListWorkersRequest\x1a\x1f.jobwire.v1.ListWorkersResponse\"\x03\x90\x02\x01\x12H\n\tBroadcast\x12\x1c.jobwire.v1.BroadcastRequest\x1a\x1d.jobwire.v1.BroadcastResponse\x12\x42\n\x07Receive\x12\x1a.jobwire.v1.ReceiveRequest\x1a\x1b.jobwire.v1.ReceiveResponse\x12J\n\tSubscribe\x12\x1c.jobwire.v1.SubscribeRequest\x1a\x1d.jobwire.v1.SubscribeResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fjobwire/v1/worker_service.proto\x12\njobwire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14jobwire/v1/job.proto\x1a\x17jobwire/v1/worker.proto\"\xde\x01\n\x15RegisterWorkerRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0f\n\x02id\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\'\n\x06status\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\x05\x12#\n\x07running\x18\x06 \x01(\x0b\x32\x12.jobwire.v1.JobIds\x12\x31\n\x0elease_duration\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationB\x05\n\x03_id\"C\n\x16RegisterWorkerResponse\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x0c\n\x04lost\x18\x03 \x03(\x03\"8\n\x17UnregisterWorkerRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x03\"\x1a\n\x18UnregisterWorkerResponse\"\x82\x01\n\x12ListWorkersRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x12\n\x05limit\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06\x62\x65\x66ore\x18\x04 \x01(\x03H\x01\x88\x01\x01\x12\x0b\n\x03ids\x18\x05 \x03(\x03\x42\x08\n\x06_limitB\t\n\x07_before\"I\n\x13ListWorkersResponse\x12#\n\x07workers\x18\x01 \x03(\x0b\x32\x12.jobwire.v1.Worker\x12\r\n\x05total\x18\x02 \x01(\x03\"m\n\x10\x42roadcastRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12(\n\x04\x61rgs\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.ListValue\x12\x0b\n\x03ids\x18\x04 \x03(\x03\"&\n\x11\x42roadcastResponse\x12\x11\n\tdelivered\x18\x01 \x01(\x08\"6\n\x0eReceiveRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\x03\"?\n\x0fReceiveResponse\x12,\n\x08\x63ommands\x18\x01 \x03(\x0b\x32\x1a.google.protobuf.ListValue\"\xbd\x02\n\x10SubscribeRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\x03\x12\x0e\n\x06queues\x18\x03 \x03(\t\x12\r\n\x05tasks\x18\x04 \x03(\t\x12\x13\n\x0b\x63oncurrency\x18\x05 \x01(\x05\x12\x19\n\x0cmin_priority\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12\x0f\n\x07running\x18\x07 \x03(\x03\x12\x38\n\x06limits\x18\x08 \x03(\x0b\x32(.jobwire.v1.SubscribeRequest.LimitsEntry\x12\r\n\x05spare\x18\t \x01(\x05\x12\x1a\n\x12spare_min_priority\x18\n \x01(\x05\x1a-\n\x0bLimitsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x42\x0f\n\r_min_priority\"\x92\x01\n\x11SubscribeResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x17.jobwire.v1.DequeuedJob\x12,\n\x08\x63ommands\x18\x02 \x03(\x0b\x32\x1a.google.protobuf.ListValue\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xf6\x03\n\rWorkerService\x12W\n\x0eRegisterWorker\x12!.jobwire.v1.RegisterWorkerRequest\x1a\".jobwire.v1.RegisterWorkerResponse\x12]\n\x10UnregisterWorker\x12#.jobwire.v1.UnregisterWorkerRequest\x1a$.jobwire.v1.UnregisterWorkerResponse\x12S\n\x0bListWorkers\x12\x1e.jobwire.v1.ListWorkersRequest\x1a\x1f.jobwire.v1.ListWorkersResponse\"\x03\x90\x02\x01\x12H\n\tBroadcast\x12\x1c.jobwire.v1.BroadcastRequest\x1a\x1d.jobwire.v1.BroadcastResponse\x12\x42\n\x07Receive\x12\x1a.jobwire.v1.ReceiveRequest\x1a\x1b.jobwire.v1.ReceiveResponse\x12J\n\tSubscribe\x12\x1c.jobwire.v1.SubscribeRequest\x1a\x1d.jobwire.v1.SubscribeResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,32 +40,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBSCRIBEREQUEST_LIMITSENTRY']._serialized_options = b'8\001'
   _globals['_WORKERSERVICE'].methods_by_name['ListWorkers']._loaded_options = None
   _globals['_WORKERSERVICE'].methods_by_name['ListWorkers']._serialized_options = b'\220\002\001'
-  _globals['_REGISTERWORKERREQUEST']._serialized_start=158
-  _globals['_REGISTERWORKERREQUEST']._serialized_end=292
-  _globals['_REGISTERWORKERRESPONSE']._serialized_start=294
-  _globals['_REGISTERWORKERRESPONSE']._serialized_end=330
-  _globals['_UNREGISTERWORKERREQUEST']._serialized_start=332
-  _globals['_UNREGISTERWORKERREQUEST']._serialized_end=388
-  _globals['_UNREGISTERWORKERRESPONSE']._serialized_start=390
-  _globals['_UNREGISTERWORKERRESPONSE']._serialized_end=416
-  _globals['_LISTWORKERSREQUEST']._serialized_start=419
-  _globals['_LISTWORKERSREQUEST']._serialized_end=549
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=551
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=624
-  _globals['_BROADCASTREQUEST']._serialized_start=626
-  _globals['_BROADCASTREQUEST']._serialized_end=735
-  _globals['_BROADCASTRESPONSE']._serialized_start=737
-  _globals['_BROADCASTRESPONSE']._serialized_end=775
-  _globals['_RECEIVEREQUEST']._serialized_start=777
-  _globals['_RECEIVEREQUEST']._serialized_end=831
-  _globals['_RECEIVERESPONSE']._serialized_start=833
-  _globals['_RECEIVERESPONSE']._serialized_end=896
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=899
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=1216
-  _globals['_SUBSCRIBEREQUEST_LIMITSENTRY']._serialized_start=1154
-  _globals['_SUBSCRIBEREQUEST_LIMITSENTRY']._serialized_end=1199
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=1219
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=1365
-  _globals['_WORKERSERVICE']._serialized_start=1368
-  _globals['_WORKERSERVICE']._serialized_end=1870
+  _globals['_REGISTERWORKERREQUEST']._serialized_start=190
+  _globals['_REGISTERWORKERREQUEST']._serialized_end=412
+  _globals['_REGISTERWORKERRESPONSE']._serialized_start=414
+  _globals['_REGISTERWORKERRESPONSE']._serialized_end=481
+  _globals['_UNREGISTERWORKERREQUEST']._serialized_start=483
+  _globals['_UNREGISTERWORKERREQUEST']._serialized_end=539
+  _globals['_UNREGISTERWORKERRESPONSE']._serialized_start=541
+  _globals['_UNREGISTERWORKERRESPONSE']._serialized_end=567
+  _globals['_LISTWORKERSREQUEST']._serialized_start=570
+  _globals['_LISTWORKERSREQUEST']._serialized_end=700
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=702
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=775
+  _globals['_BROADCASTREQUEST']._serialized_start=777
+  _globals['_BROADCASTREQUEST']._serialized_end=886
+  _globals['_BROADCASTRESPONSE']._serialized_start=888
+  _globals['_BROADCASTRESPONSE']._serialized_end=926
+  _globals['_RECEIVEREQUEST']._serialized_start=928
+  _globals['_RECEIVEREQUEST']._serialized_end=982
+  _globals['_RECEIVERESPONSE']._serialized_start=984
+  _globals['_RECEIVERESPONSE']._serialized_end=1047
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1050
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1367
+  _globals['_SUBSCRIBEREQUEST_LIMITSENTRY']._serialized_start=1305
+  _globals['_SUBSCRIBEREQUEST_LIMITSENTRY']._serialized_end=1350
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=1370
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1516
+  _globals['_WORKERSERVICE']._serialized_start=1519
+  _globals['_WORKERSERVICE']._serialized_end=2021
 # @@protoc_insertion_point(module_scope)

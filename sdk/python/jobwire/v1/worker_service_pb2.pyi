@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from jobwire.v1 import job_pb2 as _job_pb2
@@ -13,24 +14,32 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterWorkerRequest(_message.Message):
-    __slots__ = ("namespace", "id", "status", "host", "pid")
+    __slots__ = ("namespace", "id", "status", "host", "pid", "running", "lease_duration")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    LEASE_DURATION_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     id: int
     status: _struct_pb2.Struct
     host: str
     pid: int
-    def __init__(self, namespace: _Optional[str] = ..., id: _Optional[int] = ..., status: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+    running: _job_pb2.JobIds
+    lease_duration: _duration_pb2.Duration
+    def __init__(self, namespace: _Optional[str] = ..., id: _Optional[int] = ..., status: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., running: _Optional[_Union[_job_pb2.JobIds, _Mapping]] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class RegisterWorkerResponse(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "created", "lost")
     ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
     id: int
-    def __init__(self, id: _Optional[int] = ...) -> None: ...
+    created: bool
+    lost: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, id: _Optional[int] = ..., created: _Optional[bool] = ..., lost: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class UnregisterWorkerRequest(_message.Message):
     __slots__ = ("namespace", "id")

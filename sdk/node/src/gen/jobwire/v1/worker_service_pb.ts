@@ -4,9 +4,9 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ListValue, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { DequeuedJob } from "./job_pb.js";
+import type { Duration, ListValue, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { DequeuedJob, JobIds } from "./job_pb.js";
 import { file_jobwire_v1_job } from "./job_pb.js";
 import type { Worker } from "./worker_pb.js";
 import { file_jobwire_v1_worker } from "./worker_pb.js";
@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file jobwire/v1/worker_service.proto.
  */
 export const file_jobwire_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9qb2J3aXJlL3YxL3dvcmtlcl9zZXJ2aWNlLnByb3RvEgpqb2J3aXJlLnYxIoYBChVSZWdpc3RlcldvcmtlclJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEg8KAmlkGAIgASgDSACIAQESJwoGc3RhdHVzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIMCgRob3N0GAQgASgJEgsKA3BpZBgFIAEoBUIFCgNfaWQiJAoWUmVnaXN0ZXJXb3JrZXJSZXNwb25zZRIKCgJpZBgBIAEoAyI4ChdVbnJlZ2lzdGVyV29ya2VyUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAMiGgoYVW5yZWdpc3RlcldvcmtlclJlc3BvbnNlIoIBChJMaXN0V29ya2Vyc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEg4KBm9mZnNldBgCIAEoAxISCgVsaW1pdBgDIAEoBUgAiAEBEhMKBmJlZm9yZRgEIAEoA0gBiAEBEgsKA2lkcxgFIAMoA0IICgZfbGltaXRCCQoHX2JlZm9yZSJJChNMaXN0V29ya2Vyc1Jlc3BvbnNlEiMKB3dvcmtlcnMYASADKAsyEi5qb2J3aXJlLnYxLldvcmtlchINCgV0b3RhbBgCIAEoAyJtChBCcm9hZGNhc3RSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIPCgdjb21tYW5kGAIgASgJEigKBGFyZ3MYAyABKAsyGi5nb29nbGUucHJvdG9idWYuTGlzdFZhbHVlEgsKA2lkcxgEIAMoAyImChFCcm9hZGNhc3RSZXNwb25zZRIRCglkZWxpdmVyZWQYASABKAgiNgoOUmVjZWl2ZVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhEKCXdvcmtlcl9pZBgCIAEoAyI/Cg9SZWNlaXZlUmVzcG9uc2USLAoIY29tbWFuZHMYASADKAsyGi5nb29nbGUucHJvdG9idWYuTGlzdFZhbHVlIr0CChBTdWJzY3JpYmVSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIRCgl3b3JrZXJfaWQYAiABKAMSDgoGcXVldWVzGAMgAygJEg0KBXRhc2tzGAQgAygJEhMKC2NvbmN1cnJlbmN5GAUgASgFEhkKDG1pbl9wcmlvcml0eRgGIAEoBUgAiAEBEg8KB3J1bm5pbmcYByADKAMSOAoGbGltaXRzGAggAygLMiguam9id2lyZS52MS5TdWJzY3JpYmVSZXF1ZXN0LkxpbWl0c0VudHJ5Eg0KBXNwYXJlGAkgASgFEhoKEnNwYXJlX21pbl9wcmlvcml0eRgKIAEoBRotCgtMaW1pdHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAU6AjgBQg8KDV9taW5fcHJpb3JpdHkikgEKEVN1YnNjcmliZVJlc3BvbnNlEiUKBGpvYnMYASADKAsyFy5qb2J3aXJlLnYxLkRlcXVldWVkSm9iEiwKCGNvbW1hbmRzGAIgAygLMhouZ29vZ2xlLnByb3RvYnVmLkxpc3RWYWx1ZRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDL2AwoNV29ya2VyU2VydmljZRJXCg5SZWdpc3RlcldvcmtlchIhLmpvYndpcmUudjEuUmVnaXN0ZXJXb3JrZXJSZXF1ZXN0GiIuam9id2lyZS52MS5SZWdpc3RlcldvcmtlclJlc3BvbnNlEl0KEFVucmVnaXN0ZXJXb3JrZXISIy5qb2J3aXJlLnYxLlVucmVnaXN0ZXJXb3JrZXJSZXF1ZXN0GiQuam9id2lyZS52MS5VbnJlZ2lzdGVyV29ya2VyUmVzcG9uc2USUwoLTGlzdFdvcmtlcnMSHi5qb2J3aXJlLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBofLmpvYndpcmUudjEuTGlzdFdvcmtlcnNSZXNwb25zZSIDkAIBEkgKCUJyb2FkY2FzdBIcLmpvYndpcmUudjEuQnJvYWRjYXN0UmVxdWVzdBodLmpvYndpcmUudjEuQnJvYWRjYXN0UmVzcG9uc2USQgoHUmVjZWl2ZRIaLmpvYndpcmUudjEuUmVjZWl2ZVJlcXVlc3QaGy5qb2J3aXJlLnYxLlJlY2VpdmVSZXNwb25zZRJKCglTdWJzY3JpYmUSHC5qb2J3aXJlLnYxLlN1YnNjcmliZVJlcXVlc3QaHS5qb2J3aXJlLnYxLlN1YnNjcmliZVJlc3BvbnNlMAFCLVoram9id2lyZS5kZXYvc2RrL2dvL2dlbi9qb2J3aXJlL3YxO2pvYndpcmV2MWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_jobwire_v1_job, file_jobwire_v1_worker]);
+  fileDesc("Ch9qb2J3aXJlL3YxL3dvcmtlcl9zZXJ2aWNlLnByb3RvEgpqb2J3aXJlLnYxIt4BChVSZWdpc3RlcldvcmtlclJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEg8KAmlkGAIgASgDSACIAQESJwoGc3RhdHVzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIMCgRob3N0GAQgASgJEgsKA3BpZBgFIAEoBRIjCgdydW5uaW5nGAYgASgLMhIuam9id2lyZS52MS5Kb2JJZHMSMQoObGVhc2VfZHVyYXRpb24YByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBQoDX2lkIkMKFlJlZ2lzdGVyV29ya2VyUmVzcG9uc2USCgoCaWQYASABKAMSDwoHY3JlYXRlZBgCIAEoCBIMCgRsb3N0GAMgAygDIjgKF1VucmVnaXN0ZXJXb3JrZXJSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoAyIaChhVbnJlZ2lzdGVyV29ya2VyUmVzcG9uc2UiggEKEkxpc3RXb3JrZXJzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDgoGb2Zmc2V0GAIgASgDEhIKBWxpbWl0GAMgASgFSACIAQESEwoGYmVmb3JlGAQgASgDSAGIAQESCwoDaWRzGAUgAygDQggKBl9saW1pdEIJCgdfYmVmb3JlIkkKE0xpc3RXb3JrZXJzUmVzcG9uc2USIwoHd29ya2VycxgBIAMoCzISLmpvYndpcmUudjEuV29ya2VyEg0KBXRvdGFsGAIgASgDIm0KEEJyb2FkY2FzdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEg8KB2NvbW1hbmQYAiABKAkSKAoEYXJncxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5MaXN0VmFsdWUSCwoDaWRzGAQgAygDIiYKEUJyb2FkY2FzdFJlc3BvbnNlEhEKCWRlbGl2ZXJlZBgBIAEoCCI2Cg5SZWNlaXZlUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEQoJd29ya2VyX2lkGAIgASgDIj8KD1JlY2VpdmVSZXNwb25zZRIsCghjb21tYW5kcxgBIAMoCzIaLmdvb2dsZS5wcm90b2J1Zi5MaXN0VmFsdWUivQIKEFN1YnNjcmliZVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhEKCXdvcmtlcl9pZBgCIAEoAxIOCgZxdWV1ZXMYAyADKAkSDQoFdGFza3MYBCADKAkSEwoLY29uY3VycmVuY3kYBSABKAUSGQoMbWluX3ByaW9yaXR5GAYgASgFSACIAQESDwoHcnVubmluZxgHIAMoAxI4CgZsaW1pdHMYCCADKAsyKC5qb2J3aXJlLnYxLlN1YnNjcmliZVJlcXVlc3QuTGltaXRzRW50cnkSDQoFc3BhcmUYCSABKAUSGgoSc3BhcmVfbWluX3ByaW9yaXR5GAogASgFGi0KC0xpbWl0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoBToCOAFCDwoNX21pbl9wcmlvcml0eSKSAQoRU3Vic2NyaWJlUmVzcG9uc2USJQoEam9icxgBIAMoCzIXLmpvYndpcmUudjEuRGVxdWV1ZWRKb2ISLAoIY29tbWFuZHMYAiADKAsyGi5nb29nbGUucHJvdG9idWYuTGlzdFZhbHVlEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMvYDCg1Xb3JrZXJTZXJ2aWNlElcKDlJlZ2lzdGVyV29ya2VyEiEuam9id2lyZS52MS5SZWdpc3RlcldvcmtlclJlcXVlc3QaIi5qb2J3aXJlLnYxLlJlZ2lzdGVyV29ya2VyUmVzcG9uc2USXQoQVW5yZWdpc3RlcldvcmtlchIjLmpvYndpcmUudjEuVW5yZWdpc3RlcldvcmtlclJlcXVlc3QaJC5qb2J3aXJlLnYxLlVucmVnaXN0ZXJXb3JrZXJSZXNwb25zZRJTCgtMaXN0V29ya2VycxIeLmpvYndpcmUudjEuTGlzdFdvcmtlcnNSZXF1ZXN0Gh8uam9id2lyZS52MS5MaXN0V29ya2Vyc1Jlc3BvbnNlIgOQAgESSAoJQnJvYWRjYXN0Ehwuam9id2lyZS52MS5Ccm9hZGNhc3RSZXF1ZXN0Gh0uam9id2lyZS52MS5Ccm9hZGNhc3RSZXNwb25zZRJCCgdSZWNlaXZlEhouam9id2lyZS52MS5SZWNlaXZlUmVxdWVzdBobLmpvYndpcmUudjEuUmVjZWl2ZVJlc3BvbnNlEkoKCVN1YnNjcmliZRIcLmpvYndpcmUudjEuU3Vic2NyaWJlUmVxdWVzdBodLmpvYndpcmUudjEuU3Vic2NyaWJlUmVzcG9uc2UwAUItWitqb2J3aXJlLmRldi9zZGsvZ28vZ2VuL2pvYndpcmUvdjE7am9id2lyZXYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_jobwire_v1_job, file_jobwire_v1_worker]);
 
 /**
  * RegisterWorkerRequest registers or heartbeats a worker.
@@ -58,6 +58,24 @@ export type RegisterWorkerRequest = Message<"jobwire.v1.RegisterWorkerRequest"> 
    * @generated from field: int32 pid = 5;
    */
   pid: number;
+
+  /**
+   * Jobs the worker is running (including those whose outcome it has not reported yet). When
+   * set, the leases of the listed jobs are extended, and a job active under this worker that is
+   * not listed and was activated more than the broker's lease grace ago is handed back to
+   * inactive at once (it was lost on the way). Unset extends every lease the worker holds.
+   *
+   * @generated from field: jobwire.v1.JobIds running = 6;
+   */
+  running?: JobIds | undefined;
+
+  /**
+   * How long the leases of jobs activated for this worker last without a heartbeat extending
+   * them; unset keeps the worker's previous value, else the broker's default lease duration.
+   *
+   * @generated from field: google.protobuf.Duration lease_duration = 7;
+   */
+  leaseDuration?: Duration | undefined;
 };
 
 /**
@@ -79,6 +97,23 @@ export type RegisterWorkerResponse = Message<"jobwire.v1.RegisterWorkerResponse"
    * @generated from field: int64 id = 1;
    */
   id: bigint;
+
+  /**
+   * Output only. True when this call created the worker: a new id, or an id that had been
+   * removed (unregistered, or by repair after missed heartbeats). A streaming worker's open
+   * stream is then ended by the broker, and it should subscribe again.
+   *
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
+
+  /**
+   * Output only. Jobs listed in `running` that are no longer active under this worker (their
+   * lease was lost): the worker should stop them, since their outcome will be refused.
+   *
+   * @generated from field: repeated int64 lost = 3;
+   */
+  lost: bigint[];
 };
 
 /**
