@@ -26,7 +26,7 @@ import redis.asyncio as aioredis  # noqa: E402
 
 from broker.config import Settings  # noqa: E402
 from broker.server import Broker  # noqa: E402
-from broker.store import JobSpec, Store  # noqa: E402
+from broker.store import Completion, JobSpec, Store  # noqa: E402
 from jobwire import AsyncClient  # noqa: E402
 
 LONG = 10 * 365 * 86400.0
@@ -58,12 +58,12 @@ async def locks_grpc(target: str, n: int) -> float:
 
 
 async def fill_finished(store: Store, namespace: str, total: int) -> None:
-    wid = await store.register_worker(namespace, None, host="bench", pid=1, status="{}")
+    wid = (await store.register_worker(namespace, None, host="bench", pid=1, status="{}")).id
     batch = 1000
     for _ in range(0, total, batch):
         await store.enqueue(namespace, [JobSpec(task="t", args="[1]") for _ in range(batch)])
         jobs, _, _ = await store.dequeue(namespace, wid, count=batch)
-        await store.complete_jobs(namespace, [(j.id, j.retries, False, "null") for j in jobs])
+        await store.complete_jobs(namespace, [Completion(j.id, j.retries, False) for j in jobs])
 
 
 async def main() -> None:

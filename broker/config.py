@@ -36,6 +36,10 @@ class Settings:
     stuck_after: float = 172800.0
     repair_interval: float = 60.0  # 0 disables the repair loop
     stream_missing_after: float = 30.0  # missing_after for workers connected by stream
+    lease_duration: float = 1800.0  # leases of workers that set none (Minion-style clients)
+    lease_grace: float = 10.0  # an unlisted job younger than this may still be in transit
+    lease_check_interval: float = 1.0  # seconds between expired-lease reclaims, 0: off
+    max_message_bytes: int = 4 * MIB  # most bytes in one message the broker sends
     keepalive_interval: float = 15.0
     dispatch_interval: float = 1.0  # 0 disables the schedule dispatcher
     grace_period: float = 10.0
@@ -118,6 +122,10 @@ def _non_negative(value: float) -> str | None:
     return None if math.isfinite(value) and value >= 0 else "must be a number >= 0 (0 disables)"
 
 
+def _message_bytes(value: int) -> str | None:
+    return None if value >= 64 * 1024 else "must be at least 65536"
+
+
 def _namespace(value: str) -> str | None:
     return None if _NAMESPACE_RE.match(value) else "must match ^[A-Za-z0-9_.-]{1,64}$"
 
@@ -170,6 +178,30 @@ SPECS: dict[str, Spec] = {
     ),
     "stream_missing_after": Spec(
         "JOBWIRE_STREAM_MISSING_AFTER", _parse_float, _positive, "missing_after for stream workers"
+    ),
+    "lease_duration": Spec(
+        "JOBWIRE_LEASE_DURATION",
+        _parse_float,
+        _positive,
+        "seconds a job's lease lasts between heartbeats, for workers that set none",
+    ),
+    "lease_grace": Spec(
+        "JOBWIRE_LEASE_GRACE",
+        _parse_float,
+        _positive,
+        "seconds before a job a worker's heartbeat does not list is handed back",
+    ),
+    "lease_check_interval": Spec(
+        "JOBWIRE_LEASE_CHECK_INTERVAL",
+        _parse_float,
+        _non_negative,
+        "seconds between reclaims of expired leases, 0: off",
+    ),
+    "max_message_bytes": Spec(
+        "JOBWIRE_MAX_MESSAGE_BYTES",
+        _parse_int,
+        _message_bytes,
+        "most bytes in one message the broker sends (clients accept 4 MiB by default)",
     ),
     "keepalive_interval": Spec(
         "JOBWIRE_KEEPALIVE_INTERVAL", _parse_float, _positive, "seconds between stream keepalives"

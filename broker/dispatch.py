@@ -5,10 +5,15 @@ burst of enqueues costs one script call per round, not one per stream. The loop 
 script publishes that a job may be ready (``wake``), that one of our workers has a free slot
 (``slots``), or until the next delayed job is due; an idle replica makes no Redis calls.
 
-A job is taken for a stream before it is written. Jobs still queued when a stream closes are
-returned to inactive (never written, so never seen). A job whose write was under way when the
-stream died stays active under the worker: the worker lists what it runs when it reconnects and
-gets the rest again, and repair fails it if the worker never comes back.
+A job is taken for a stream before it is written, with a lease. Jobs still queued when a stream
+closes are returned to inactive (never written, so never seen). A job whose write was under way
+when the stream died, or whose dispatch reply was lost, stays active under the worker until the
+worker's next heartbeat, which does not list it: then it is handed back (or, when the worker
+reconnects first, delivered again). If the worker never comes back its leases expire.
+
+A stream the dispatch script reports as no longer current (the worker subscribed again
+elsewhere, or was removed by repair and re-created by a heartbeat) is ended, so that the worker
+subscribes again and is served.
 """
 
 from __future__ import annotations
@@ -115,12 +120,12 @@ class Dispatcher:
         """Forgets a stream and returns the jobs it never wrote to inactive."""
         self._forget(stream)
         stream.closed = True
-        pending: list[tuple[int, int]] = []
+        pending: list[Dequeued] = []
         commands: list[str] = []
         while not stream.queue.empty():
             message = stream.queue.get_nowait()
             if message is not None:
-                pending += [(job.id, job.retries) for job in message.jobs]
+                pending += message.jobs
                 commands += message.commands
         if pending:
             await self.store.undeliver_jobs(
@@ -179,45 +184,53 @@ class Dispatcher:
             stream.queue.put_nowait(Message(commands=commands))
 
     async def _loop(self, namespace: str) -> None:
+        """Dispatch rounds until the broker stops. Any failure (Redis down, a lost reply) is
+        logged and the round retried with backoff: the loop itself never dies."""
         event = self._signals.setdefault(namespace, asyncio.Event())
-        loop = asyncio.get_running_loop()
         delay = 0.05
         while not self.stopping:
             await event.wait()
             event.clear()
-            streams = [s for s in self.streams.get(namespace, {}).values() if not s.closed]
-            if not streams:
-                continue
             try:
-                per_stream, now, next_due = await self.store.dispatch_jobs(
-                    namespace, [s.subscription for s in streams], BUDGET
-                )
+                await self._round(namespace, event)
                 delay = 0.05
-            except Exception:
-                log.exception("dispatch in namespace %s failed; retrying", namespace)
+            except Exception as error:
+                log.warning("dispatch in namespace %s failed (%s); retrying in %.2fs",
+                            namespace, error or type(error).__name__, delay)  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 event.set()
+
+    async def _round(self, namespace: str, event: asyncio.Event) -> None:
+        streams = [s for s in self.streams.get(namespace, {}).values() if not s.closed]
+        if not streams:
+            return
+        per_stream, now, next_due = await self.store.dispatch_jobs(
+            namespace, [s.subscription for s in streams], BUDGET
+        )
+        handed = 0
+        for stream, jobs in zip(streams, per_stream, strict=True):
+            if jobs is None:  # no longer the worker's stream: it subscribes again
+                if not stream.closed:
+                    log.info("worker %d: stream superseded or worker re-created; ending it",
+                             stream.worker)  # fmt: skip
+                    self._forget(stream)
+                    stream.close()
                 continue
-            handed = 0
-            for stream, jobs in zip(streams, per_stream, strict=True):
-                if not jobs:
-                    continue
-                handed += len(jobs)
-                if stream.closed:
-                    await self.store.undeliver_jobs(
-                        namespace,
-                        stream.worker,
-                        stream.subscription.epoch,
-                        [(j.id, j.retries) for j in jobs],
-                    )
-                else:
-                    stream.queue.put_nowait(Message(jobs=jobs))
-            if handed >= BUDGET:
-                event.set()
-            timer = self._timers.pop(namespace, None)
-            if timer is not None:
-                timer.cancel()
-            if next_due is not None:
-                wait = max(next_due - now, 0.0) + 0.0005
-                self._timers[namespace] = loop.call_later(wait, event.set)
+            if not jobs:
+                continue
+            handed += len(jobs)
+            if stream.closed:
+                await self.store.undeliver_jobs(
+                    namespace, stream.worker, stream.subscription.epoch, jobs
+                )
+            else:
+                stream.queue.put_nowait(Message(jobs=jobs))
+        if handed >= BUDGET:
+            event.set()
+        timer = self._timers.pop(namespace, None)
+        if timer is not None:
+            timer.cancel()
+        if next_due is not None:
+            wait = max(next_due - now, 0.0) + 0.0005
+            self._timers[namespace] = asyncio.get_running_loop().call_later(wait, event.set)

@@ -8,7 +8,8 @@ Jobs
   ids:job                 STRING  last job id (INCR); Minion's enqueued_jobs
   job:<id>                HASH    task args attempts created delayed expires finished lax notes
                                   parents priority queue result retried retries started state
-                                  worker parked (json for args/parents/result; epoch floats)
+                                  worker parked lease (json for args/parents/result; epoch
+                                  floats; lease = the current attempt's fencing token)
   notes:<id>              HASH    note key -> JSON text of its value (merged key by key)
   jobs                    ZSET    score=id  every job (list_jobs without filters)
   state:<state>           ZSET    score=id  jobs per state (counts for stats, list filter)
@@ -28,10 +29,15 @@ Jobs
   parent_expiry           ZSET    score=expires  parents with parked children that may expire
   worker_jobs:<wid>       SET     active job ids of one worker
   busy_workers            HASH    worker id -> number of active jobs (HLEN = active_workers)
+  leases                  ZSET    score=lease expiry  every active job (reclaim_leases fails
+                                  those not extended in time by their worker's heartbeats)
+  ids:lease               STRING  last lease token; never behind Redis' clock in microseconds,
+                                  so tokens stay unique across resets and failovers
   history                 HASH    "<hour>:finished" / "<hour>:failed" -> count
 Workers
   ids:worker              STRING  last worker id
-  worker:<id>             HASH    host pid started notified status
+  worker:<id>             HASH    host pid started notified status stream_epoch
+                                  lease_duration (seconds its leases last between heartbeats)
   workers                 ZSET    score=id
   workers_notified        ZSET    score=notified (repair: missing_after)
   workers_streaming       ZSET    score=notified, workers that opened a stream (repair:

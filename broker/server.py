@@ -15,6 +15,7 @@ from broker.config import Settings
 from broker.dispatch import Dispatcher
 from broker.embedded_redis import EmbeddedRedis
 from broker.health import HealthReporter
+from broker.leases import LeaseReaper
 from broker.scheduler import Scheduler
 from broker.services.admin import AdminServicer
 from broker.services.context import ServiceContext
@@ -83,7 +84,11 @@ class Broker:
 
     async def start(self) -> int:
         self.redis = await self._connect()
-        store = Store(self.redis)
+        store = Store(
+            self.redis,
+            lease_duration=self.settings.lease_duration,
+            lease_grace=self.settings.lease_grace,
+        )
         wakeups = Wakeups(self.redis)
         await wakeups.start()
         self.dispatcher = Dispatcher(store, wakeups)
@@ -131,10 +136,14 @@ class Broker:
         return self.port
 
     def _upkeep(self, ctx: ServiceContext) -> list[Component]:
-        """Background components beyond wake-ups and health (repair, schedules)."""
-        # Both cover every namespace any replica has served. Repair runs on one replica at a
+        """Background components beyond wake-ups and health (repair, schedules, leases)."""
+        # All cover every namespace any replica has served. Repair runs on one replica at a
         # time; every replica dispatches schedules, and compare-and-set fires each one once.
-        return [Repairer(ctx.store, self.settings), Scheduler(ctx.store, self.settings)]
+        return [
+            Repairer(ctx.store, self.settings),
+            Scheduler(ctx.store, self.settings),
+            LeaseReaper(ctx.store, self.settings),
+        ]
 
     async def stop(self, grace: float | None = None) -> None:
         """Reports NOT_SERVING, stops accepting, lets in-flight calls finish within `grace`."""

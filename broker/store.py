@@ -82,6 +82,7 @@ class Dequeued:
     attempts: int
     parents: str
     notes: dict[str, str]
+    lease: int = 0  # fencing token of this attempt
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,28 @@ def _dequeued(row: Sequence[Any]) -> Dequeued:
         attempts=int(row[6]),
         parents=_text(row[7]),
         notes=_pairs(row[8]),
+        lease=int(row[9]),
     )
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What a registration or heartbeat answered."""
+
+    id: int
+    created: bool  # a new worker, or one re-created after it was removed
+    lost: list[int]  # listed as running but no longer active under the worker
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One finish or fail: guarded by retries and, when given, by the attempt's lease."""
+
+    id: int
+    retries: int
+    failed: bool
+    result: str = "null"  # JSON text
+    lease: int | None = None
 
 
 @dataclass(frozen=True)
@@ -299,10 +321,18 @@ REPAIR_BATCH = 1000
 
 
 class Store:
-    """Runs the scripts against one Redis connection pool."""
+    """Runs the scripts against one Redis connection pool.
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    `lease_duration` is how long a lease lasts for workers that set none at registration;
+    `lease_grace` how long after activation a job a worker does not list is still in transit.
+    """
+
+    def __init__(
+        self, client: aioredis.Redis, *, lease_duration: float = 1800.0, lease_grace: float = 10.0
+    ) -> None:
         self.redis = client
+        self.lease_duration = lease_duration
+        self.lease_grace = lease_grace
         self._scripts = ScriptRunner(client, scripts.source)
         self._keyspaces: dict[str, Keyspace] = {}
         self._registered: set[str] = set()
@@ -363,25 +393,32 @@ class Store:
                 "" if min_priority is None else min_priority,
                 dumps(list(queues)),
                 dumps(list(tasks)),
+                repr(self.lease_duration),
             ],
         )
         now = float(out[0])
         next_due = float(out[1]) if out[1] else None
         return [_dequeued(row) for row in out[2:]], now, next_due
 
-    async def complete_jobs(
-        self, namespace: str, completions: Sequence[tuple[int, int, bool, str]]
-    ) -> list[bool]:
-        """Finishes or fails jobs: each (id, retries, failed, result JSON); whether each applied."""
+    async def complete_jobs(self, namespace: str, completions: Sequence[Completion]) -> list[bool]:
+        """Finishes or fails jobs; whether each applied."""
         args: list[Any] = []
-        for job_id, retries, failed, result in completions:
-            args += [job_id, retries, "failed" if failed else "finished", result]
+        for c in completions:
+            lease = "" if c.lease is None else c.lease
+            args += [c.id, c.retries, "failed" if c.failed else "finished", c.result, lease]
         return [bool(x) for x in await self._run("complete_jobs", namespace, args)]
 
     async def retry_job(
-        self, namespace: str, job_id: int, retries: int, options: RetryOptions
+        self,
+        namespace: str,
+        job_id: int,
+        retries: int,
+        options: RetryOptions,
+        lease: int | None = None,
     ) -> bool:
-        return bool(await self._run("retry_job", namespace, [job_id, retries, options.to_json()]))
+        """Minion's retry_job; with a lease, only while that attempt is still active."""
+        args = [job_id, retries, options.to_json(), "" if lease is None else lease]
+        return bool(await self._run("retry_job", namespace, args))
 
     async def remove_job(self, namespace: str, job_id: int) -> bool:
         return bool(await self._run("remove_job", namespace, [job_id]))
@@ -469,31 +506,39 @@ class Store:
         """Opens a worker's stream: None if the worker is not registered, else the stream's
         epoch, its drained inbox (JSON texts) and the jobs active under it that it is not
         running (to deliver again)."""
-        out = await self._run("subscribe", namespace, [worker_id, dumps(list(running))])
+        args = [worker_id, dumps(list(running)), repr(self.lease_duration)]
+        out = await self._run("subscribe", namespace, args)
         if not out:
             return None
         return int(out[0]), [_text(c) for c in out[1]], [_dequeued(row) for row in out[2:]]
 
     async def dispatch_jobs(
         self, namespace: str, subscriptions: Sequence[Subscription], budget: int
-    ) -> tuple[list[list[Dequeued]], float, float | None]:
-        """Fills the free slots of streaming workers: jobs per subscription, Redis' clock, and
-        when the next delayed job becomes due."""
-        out = await self._run(
-            "dispatch_jobs", namespace, [dumps([s.to_dict() for s in subscriptions]), budget]
-        )
-        jobs = [[_dequeued(row) for row in rows] for rows in out[2:]]
+    ) -> tuple[list[list[Dequeued] | None], float, float | None]:
+        """Fills the free slots of streaming workers: jobs per subscription (None for a stream
+        that is no longer the worker's current one: end it), Redis' clock, and when the next
+        delayed job becomes due."""
+        subs = dumps([s.to_dict() for s in subscriptions])
+        out = await self._run("dispatch_jobs", namespace, [subs, budget, repr(self.lease_duration)])
+        jobs = [None if rows is None else [_dequeued(row) for row in rows] for rows in out[2:]]
         return jobs, float(out[0]), float(out[1]) if out[1] else None
 
     async def undeliver_jobs(
-        self, namespace: str, worker_id: int, epoch: int | None, jobs: Sequence[tuple[int, int]]
+        self, namespace: str, worker_id: int, epoch: int | None, jobs: Sequence[Dequeued]
     ) -> int:
-        """Returns (id, retries) jobs never sent to the worker to inactive: from a stream unless
-        the worker has re-subscribed since (epoch changed); epoch None: from a Dequeue call."""
+        """Returns jobs never sent to the worker to inactive (same attempt: lease and retries
+        unchanged): from a stream unless the worker has re-subscribed since (epoch changed);
+        epoch None: from a Dequeue call."""
         args: list[Any] = [worker_id, "" if epoch is None else epoch]
-        for job_id, retries in jobs:
-            args += [job_id, retries]
+        for job in jobs:
+            args += [job.id, job.lease]
         return int(await self._run("undeliver_jobs", namespace, args))
+
+    async def reclaim_leases(self, namespace: str, batch: int = REPAIR_BATCH) -> tuple[int, bool]:
+        """Fails up to `batch` active jobs whose lease expired ("Worker went away", retried
+        while attempts remain); how many, and whether more may be due."""
+        out = await self._run("reclaim_leases", namespace, [batch])
+        return int(out[0]), bool(out[1])
 
     # End of Streams -----------------------------------------------------------------------------
 
@@ -572,11 +617,34 @@ class Store:
     # Workers ------------------------------------------------------------------------------------
 
     async def register_worker(
-        self, namespace: str, worker_id: int | None, *, host: str, pid: int, status: str
-    ) -> int:
-        """Registers a new worker (id None) or heartbeats one; status is JSON object text."""
-        args = ["" if worker_id is None else worker_id, host, pid, status]
-        return int(await self._run("register_worker", namespace, args))
+        self,
+        namespace: str,
+        worker_id: int | None,
+        *,
+        host: str,
+        pid: int,
+        status: str,
+        running: Sequence[int] | None = None,
+        lease_duration: float | None = None,
+    ) -> Registered:
+        """Registers a new worker (id None) or heartbeats one; status is JSON object text.
+
+        Extends the leases of the worker's jobs: with `running`, only of those, and jobs it does
+        not list that are older than the lease grace are handed back to inactive.
+        """
+        args: list[Any] = [
+            "" if worker_id is None else worker_id,
+            host,
+            pid,
+            status,
+            "" if lease_duration is None else repr(float(lease_duration)),
+            repr(self.lease_duration),
+            repr(self.lease_grace),
+            "" if running is None else "1",
+            *(running or ()),
+        ]
+        out = await self._run("register_worker", namespace, args)
+        return Registered(int(out[0]), bool(out[1]), sorted(int(j) for j in out[2:]))
 
     async def unregister_worker(self, namespace: str, worker_id: int) -> bool:
         return bool(await self._run("unregister_worker", namespace, [worker_id]))

@@ -36,6 +36,9 @@ def test_defaults_with_empty_environment() -> None:
     )
     assert settings.repair_interval == 60.0
     assert settings.stream_missing_after == 30.0
+    assert (settings.lease_duration, settings.lease_grace) == (1800.0, 10.0)
+    assert settings.lease_check_interval == 1.0
+    assert settings.max_message_bytes == 4 * 1024 * 1024
     assert settings.keepalive_interval == 15.0
     assert settings.dispatch_interval == 1.0
     assert settings.grace_period == 10.0
@@ -54,6 +57,10 @@ def test_every_variable_is_parsed() -> None:
         "JOBWIRE_STUCK_AFTER": "30",
         "JOBWIRE_REPAIR_INTERVAL": "0",
         "JOBWIRE_STREAM_MISSING_AFTER": "5",
+        "JOBWIRE_LEASE_DURATION": "60",
+        "JOBWIRE_LEASE_GRACE": "3",
+        "JOBWIRE_LEASE_CHECK_INTERVAL": "0.5",
+        "JOBWIRE_MAX_MESSAGE_BYTES": "1048576",
         "JOBWIRE_KEEPALIVE_INTERVAL": "2",
         "JOBWIRE_SCHEDULE_INTERVAL": "0",
         "JOBWIRE_GRACE_PERIOD": "0",
@@ -72,6 +79,10 @@ def test_every_variable_is_parsed() -> None:
         stuck_after=30.0,
         repair_interval=0.0,
         stream_missing_after=5.0,
+        lease_duration=60.0,
+        lease_grace=3.0,
+        lease_check_interval=0.5,
+        max_message_bytes=1048576,
         keepalive_interval=2.0,
         dispatch_interval=0.0,
         grace_period=0.0,

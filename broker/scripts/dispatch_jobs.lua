@@ -9,15 +9,20 @@
 --          min_priority|null, limits {task: n}, spare, spare_min_priority}; a subscription whose
 --          epoch is no longer the worker's (it re-subscribed, or is gone) gets nothing
 -- ARGV[2]  most jobs to hand out in this call
--- Returns  {now, next_delayed_due or false, jobs_for_sub_1, jobs_for_sub_2, ...}; jobs as dequeue
+-- ARGV[3]  lease duration in seconds for workers that have set none
+-- Returns  {now, next_delayed_due or false, jobs_for_sub_1, jobs_for_sub_2, ...}; jobs as dequeue;
+--          false instead of a list for a stream that is no longer current (the broker ends it,
+--          so that a worker re-created after repair subscribes again)
 local subs = cjson.decode(ARGV[1])
 local budget = tonumber(ARGV[2])
 local now = now_time()
 local out = {tstr(now), promote(now)}
 
 for i, s in ipairs(subs) do
-  local epoch = redis.call('HGET', P .. 'worker:' .. istr(s.worker), 'stream_epoch')
+  local wk = P .. 'worker:' .. istr(s.worker)
+  local epoch = redis.call('HGET', wk, 'stream_epoch')
   s.current = tonumber(epoch) == s.epoch
+  s.expires = now + lease_duration(istr(s.worker), tonumber(ARGV[3]))
   s.keys = ready_keys(s.queues, s.tasks)
   s.running = {}
   s.active = 0
@@ -29,7 +34,7 @@ for i, s in ipairs(subs) do
     end
   end
   s.jobs = {}
-  out[i + 2] = s.jobs
+  out[i + 2] = s.current and s.jobs or false
 end
 
 -- The ready sets a worker may take from now: per-task limits drop the tasks at their limit.
@@ -60,7 +65,7 @@ while progress and budget > 0 do
     if open then
       local id = pick(allowed_keys(s), min_priority, now)
       if id then
-        local job = activate(id, istr(s.worker), now)
+        local job = activate(id, istr(s.worker), now, s.expires)
         s.jobs[#s.jobs + 1] = job
         s.active = s.active + 1
         s.running[job[2]] = (s.running[job[2]] or 0) + 1

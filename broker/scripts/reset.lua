@@ -45,6 +45,6 @@ redis.call('DEL', P .. 'ids:job', P .. 'ids:worker', P .. 'ids:lock', P .. 'ids:
   P .. 'jobs', P .. 'queues', P .. 'tasks', P .. 'notekeys', P .. 'delayed', P .. 'expiring',
   P .. 'inactive_since', P .. 'finished_at', P .. 'parent_expiry', P .. 'busy_workers',
   P .. 'history', P .. 'workers', P .. 'workers_notified', P .. 'workers_streaming',
-  P .. 'kept_parents', P .. 'schedules',
+  P .. 'kept_parents', P .. 'schedules', P .. 'leases', P .. 'ids:lease',
   P .. 'schedule_names', P .. 'schedules_due')
 return 1

@@ -1,18 +1,22 @@
 -- subscribe: opens a worker's stream. Marks the worker as streaming (repair then judges it by
--- stream_missing_after), drains its inbox, and returns the jobs active under it that the worker
--- says it is not running, so a job written to a stream that died is delivered again.
--- include: keys
+-- stream_missing_after), drains its inbox, extends the leases of the jobs the worker says it is
+-- running, and returns the jobs active under it that it does not list, so a job written to a
+-- stream that died is delivered again (same attempt, same lease).
+-- include: keys jobs dequeue
 -- KEYS[1]  namespace prefix "jobwire:{ns}:"
 -- ARGV[1]  worker id
 -- ARGV[2]  JSON array of job ids the worker is running
+-- ARGV[3]  lease duration in seconds when the worker has set none
 -- Each subscription gets a new epoch (worker hash field stream_epoch). Dispatch and undeliver
 -- act only for the current epoch: once a worker has re-subscribed (on any replica) and been
 -- given its jobs again, an older stream can neither receive new jobs nor hand jobs back.
 -- Returns  false when the worker is not registered, else {epoch, commands (JSON texts), job...}
+--          with jobs as dequeue returns them
 local worker = ARGV[1]
 local wk = P .. 'worker:' .. worker
 if redis.call('EXISTS', wk) == 0 then return false end
 local now = now_time()
+local expires = now + lease_duration(worker, tonumber(ARGV[3]))
 local epoch = redis.call('HINCRBY', wk, 'stream_epoch', 1)
 redis.call('ZADD', P .. 'workers_streaming', now, worker)
 local inbox = P .. 'inbox:' .. worker
@@ -22,10 +26,7 @@ local running = {}
 for _, id in ipairs(cjson.decode(ARGV[2])) do running[istr(id)] = true end
 local out = {epoch, commands}
 for _, id in ipairs(redis.call('SMEMBERS', P .. 'worker_jobs:' .. worker)) do
-  if not running[id] then
-    local f = redis.call('HMGET', job_key(id), 'queue', 'task', 'args', 'retries', 'priority',
-      'attempts', 'parents')
-    out[#out + 1] = {id, f[2], f[3], f[4], f[1], f[5], f[6], f[7], redis.call('HGETALL', notes_key(id))}
-  end
+  redis.call('ZADD', P .. 'leases', 'XX', expires, id)
+  if not running[id] then out[#out + 1] = job_row(id) end
 end
 return out

@@ -6,7 +6,7 @@
 -- ARGV[2]  the stream's epoch (see subscribe.lua): nothing is returned once the worker has
 --          re-subscribed, because the new subscription already got these jobs again;
 --          "" for jobs of a Dequeue call whose caller went away before the answer
--- ARGV[3..] pairs: job id, retries it was handed out with
+-- ARGV[3..] pairs: job id, lease it was handed out with
 -- Returns  number of jobs returned
 local worker = ARGV[1]
 if ARGV[2] ~= '' and redis.call('HGET', P .. 'worker:' .. worker, 'stream_epoch') ~= ARGV[2] then
@@ -16,14 +16,7 @@ local now = now_time()
 local n = 0
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
-  local f = redis.call('HMGET', job_key(id), 'state', 'worker', 'retries', 'queue', 'task',
-    'priority', 'delayed', 'expires')
-  if f[1] == 'active' and f[2] == worker and f[3] == ARGV[i + 1] then
-    release_worker(id, worker)
-    set_state(id, 'active', 'inactive')
-    redis.call('HSET', job_key(id), 'state', 'inactive')
-    place_inactive(id, f[4], f[5], f[6], tonumber(f[7]), tonumber(f[8]), now)
-    release_parked(id)  -- children parked on it while active may now run (e.g. when it expires)
+  if redis.call('HGET', job_key(id), 'lease') == ARGV[i + 1] and hand_back(id, worker, now) then
     n = n + 1
   end
 end

@@ -10,12 +10,16 @@ import grpc
 from broker import convert, validate
 from broker.errors import InvalidArgument, rpc
 from broker.services.context import ServiceContext
-from broker.store import JobSpec, RetryOptions
+from broker.store import Completion, Dequeued, JobSpec, RetryOptions
 from jobwire.v1 import job_pb2, job_service_pb2_grpc
 from jobwire.v1 import job_service_pb2 as pb
 
 MAX_BATCH = 10_000
 MAX_DEQUEUE = 1_000
+
+
+# Bytes of a delivered job's message left for everything but args and notes.
+JOB_MESSAGE_ROOM = 64 * 1024
 
 
 class JobServicer(job_service_pb2_grpc.JobServiceServicer):
@@ -25,6 +29,15 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
 
     def _spec(self, request: pb.EnqueueRequest, prefix: str = "") -> JobSpec:
         payload = self.ctx.payload
+        # What a worker receives must fit in one message, or the job could never be delivered.
+        size = request.args.ByteSize() + request.notes.ByteSize() + len(request.parents) * 10
+        limit = self.ctx.settings.max_message_bytes - JOB_MESSAGE_ROOM
+        if size > limit:
+            raise InvalidArgument(
+                prefix + "args",
+                f"args and notes take {size} bytes; a job may take at most {limit} "
+                "(JOBWIRE_MAX_MESSAGE_BYTES less room for the other fields)",
+            )
         return JobSpec(
             task=validate.name(request.task, prefix + "task"),
             args=payload.list(request.args, prefix + "args"),
@@ -101,11 +114,27 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             remaining = deadline - loop.time()
             # A draining replica answers long polls at once; the client polls another replica.
             if jobs or remaining <= 0 or self.ctx.dispatcher.stopping:
-                return pb.DequeueResponse(jobs=[convert.dequeued(job) for job in jobs])
+                return await self._answer(namespace, request.worker_id, jobs)
             if next_due is not None:
                 # Wake when the next delayed job becomes due (by Redis' clock), not later.
                 remaining = min(remaining, max(next_due - now, 0.0) + 0.001)
             await wakeups.wait(namespace, generation, remaining)
+
+    async def _answer(
+        self, namespace: str, worker_id: int, jobs: list[Dequeued]
+    ) -> pb.DequeueResponse:
+        """The jobs that fit in one message of max_message_bytes, best first; the rest go back
+        to inactive unchanged (the first job always fits: enqueue refuses bigger ones)."""
+        response = pb.DequeueResponse()
+        size, limit = 0, self.ctx.settings.max_message_bytes - 1024
+        for i, job in enumerate(jobs):
+            item = convert.dequeued(job)
+            size += item.ByteSize() + 6
+            if i > 0 and size > limit:
+                await self.store.undeliver_jobs(namespace, worker_id, None, jobs[i:])
+                break
+            response.jobs.append(item)
+        return response
 
     async def _return_unsent(
         self, namespace: str, worker_id: int, call: asyncio.Future[Any]
@@ -115,9 +144,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         except Exception:  # the script failed: it took nothing
             return
         if jobs:
-            await self.store.undeliver_jobs(
-                namespace, worker_id, None, [(job.id, job.retries) for job in jobs]
-            )
+            await self.store.undeliver_jobs(namespace, worker_id, None, jobs)
 
     @rpc
     async def FinishJob(
@@ -125,8 +152,9 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
     ) -> pb.FinishJobResponse:
         namespace = self.ctx.namespace(request.namespace)
         result = self.ctx.payload.value(request, "result")
+        lease = request.lease if request.HasField("lease") else None
         (done,) = await self.store.complete_jobs(
-            namespace, [(request.id, request.retries, False, result)]
+            namespace, [Completion(request.id, request.retries, False, result, lease)]
         )
         return pb.FinishJobResponse(finished=done)
 
@@ -136,8 +164,9 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
     ) -> pb.FailJobResponse:
         namespace = self.ctx.namespace(request.namespace)
         result = self.ctx.payload.value(request, "result")
+        lease = request.lease if request.HasField("lease") else None
         (done,) = await self.store.complete_jobs(
-            namespace, [(request.id, request.retries, True, result)]
+            namespace, [Completion(request.id, request.retries, True, result, lease)]
         )
         return pb.FailJobResponse(failed=done)
 
@@ -155,7 +184,8 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
                     f"completions[{i}].outcome", "must be OUTCOME_FINISHED or OUTCOME_FAILED"
                 )
             result = self.ctx.payload.value(c, "result") if c.HasField("result") else "null"
-            items.append((c.id, c.retries, c.outcome == pb.OUTCOME_FAILED, result))
+            lease = c.lease if c.HasField("lease") else None
+            items.append(Completion(c.id, c.retries, c.outcome == pb.OUTCOME_FAILED, result, lease))
         applied = await self.store.complete_jobs(namespace, items) if items else []
         return pb.CompleteJobsResponse(applied=applied)
 
@@ -173,7 +203,8 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             priority=request.priority if request.HasField("priority") else None,
             queue=validate.name(request.queue, "queue") if request.HasField("queue") else None,
         )
-        retried = await self.store.retry_job(namespace, request.id, request.retries, options)
+        lease = request.lease if request.HasField("lease") else None
+        retried = await self.store.retry_job(namespace, request.id, request.retries, options, lease)
         return pb.RetryJobResponse(retried=retried)
 
     @rpc

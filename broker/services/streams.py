@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -12,8 +13,14 @@ from broker import convert, validate
 from broker.dispatch import Dispatcher, Message
 from broker.errors import InvalidArgument
 from broker.services.context import ServiceContext
-from broker.store import Subscription
+from broker.store import Completion, Dequeued, Subscription
+from broker.values import dumps
 from jobwire.v1 import worker_service_pb2 as pb
+
+log = logging.getLogger("jobwire.streams")
+
+# Room left in every message for fields other than the jobs (time, framing).
+MESSAGE_OVERHEAD = 1024
 
 
 def subscription(request: pb.SubscribeRequest) -> Subscription:
@@ -41,12 +48,44 @@ def subscription(request: pb.SubscribeRequest) -> Subscription:
     )
 
 
-def response(message: Message) -> pb.SubscribeResponse:
-    return pb.SubscribeResponse(
-        jobs=[convert.dequeued(job) for job in message.jobs],
-        commands=[convert.list_value(text) for text in message.commands],
-        time=convert.timestamp(time.time()),
-    )
+def responses(message: Message, limit: int) -> tuple[list[pb.SubscribeResponse], list[Dequeued]]:
+    """The message as stream messages of at most `limit` bytes each (a big batch of jobs is
+    split), and the jobs too large to send at all, even alone."""
+    out: list[pb.SubscribeResponse] = []
+    too_large: list[Dequeued] = []
+    current = pb.SubscribeResponse(commands=[convert.list_value(text) for text in message.commands])
+    size = current.ByteSize()
+    for job in message.jobs:
+        item = convert.dequeued(job)
+        # A repeated message field costs its bytes plus a tag and a length of at most 6 bytes.
+        cost = item.ByteSize() + 6
+        if cost + MESSAGE_OVERHEAD > limit:
+            too_large.append(job)
+            continue
+        if size + cost + MESSAGE_OVERHEAD > limit:
+            out.append(current)
+            current, size = pb.SubscribeResponse(), 0
+        current.jobs.append(item)
+        size += cost
+    if current.jobs or current.commands or not out:
+        out.append(current)
+    for response in out:
+        response.time.CopyFrom(convert.timestamp(time.time()))
+    return out, too_large
+
+
+async def undeliverable(ctx: ServiceContext, namespace: str, jobs: list[Dequeued]) -> None:
+    """Fails attempts too large for any message (their notes grew after enqueue): they could
+    never reach a worker, and a failure is visible where a silent redelivery loop is not."""
+    limit = ctx.settings.max_message_bytes
+    completions = []
+    for job in jobs:
+        size = convert.dequeued(job).ByteSize()
+        log.warning("job %d: %d bytes, over the %d-byte message limit; failing it", job.id, size,
+                    limit)  # fmt: skip
+        reason = dumps(f"Job too large to deliver: {size} bytes (limit {limit})")
+        completions.append(Completion(job.id, job.retries, True, reason, job.lease))
+    await ctx.store.complete_jobs(namespace, completions)
 
 
 async def subscribe(
@@ -76,10 +115,12 @@ async def subscribe(
             except TimeoutError:
                 message = Message()
             if message is None:
-                await context.abort(
-                    grpc.StatusCode.UNAVAILABLE, "broker is shutting down; reconnect"
-                )
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "stream ended; subscribe again")
                 return
-            yield response(message)
+            out, too_large = responses(message, ctx.settings.max_message_bytes)
+            if too_large:
+                await undeliverable(ctx, namespace, too_large)
+            for item in out:
+                yield item
     finally:
         await asyncio.shield(dispatcher.close(stream))

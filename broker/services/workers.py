@@ -4,6 +4,7 @@ the Subscribe stream (implemented in broker/services/streams.py)."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import grpc
@@ -15,6 +16,12 @@ from broker.services.context import ServiceContext
 from broker.store import WorkerRow
 from jobwire.v1 import worker_pb2, worker_service_pb2_grpc
 from jobwire.v1 import worker_service_pb2 as pb
+
+log = logging.getLogger("jobwire.workers")
+
+# Longest lease a worker may ask for: a day (a worker that heartbeats less often than that is
+# better served by the default, Minion's missing_after).
+MAX_LEASE = 86400.0
 
 
 def worker_id(value: int, field: str = "id") -> int:
@@ -50,10 +57,25 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         if len(request.host) > validate.MAX_NAME:
             raise InvalidArgument("host", f"must be at most {validate.MAX_NAME} characters")
         status = self.ctx.payload.text(values.from_value(request.status), "status")
-        new_id = await self.store.register_worker(
-            namespace, wid, host=request.host, pid=request.pid, status=status
+        lease = validate.optional_seconds(request, "lease_duration", minimum=1.0)
+        if lease is not None and lease > MAX_LEASE:
+            raise InvalidArgument("lease_duration", f"must be at most {MAX_LEASE:g} seconds")
+        running = list(dict.fromkeys(request.running.ids)) if request.HasField("running") else None
+        registered = await self.store.register_worker(
+            namespace,
+            wid,
+            host=request.host,
+            pid=request.pid,
+            status=status,
+            running=running,
+            lease_duration=lease,
         )
-        return pb.RegisterWorkerResponse(id=new_id)
+        if registered.lost:
+            log.warning("worker %d: lost the leases of jobs %s (handed back or failed); their "
+                        "outcomes will be refused", registered.id, registered.lost)  # fmt: skip
+        return pb.RegisterWorkerResponse(
+            id=registered.id, created=registered.created, lost=registered.lost
+        )
 
     @rpc
     async def UnregisterWorker(

@@ -23,6 +23,7 @@ The invariants (``assert_consistent``), worked out from ``broker/scripts/lib/*.l
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from broker.keyspace import Keyspace
-from broker.store import Dequeued, JobSpec, RetryOptions, Store, Subscription
+from broker.store import Completion, Dequeued, JobSpec, RetryOptions, Store, Subscription
 
 
 async def subscribed(store: Store, namespace: str, *, worker: int, **options: Any) -> Subscription:
@@ -130,6 +131,7 @@ PLAIN = {
     "delayed", "expiring", "inactive_since", "finished_at", "parent_expiry", "busy_workers",
     "history", "workers", "workers_notified", "workers_streaming", "locks", "lock_ids",
     "lock_names", "kept_parents", "schedules", "schedule_names", "schedules_due", "repair_lock",
+    "leases", "ids:lease",
 }  # fmt: skip
 FAMILIES = (
     "state:", "queue:", "task:", "note:", "readytasks:", "children:", "parked:", "worker_jobs:",
@@ -299,6 +301,14 @@ async def assert_consistent(redis: aioredis.Redis, namespace: str) -> None:
     busy = {w: int(n) for w, n in raw.plain.get("busy_workers", {}).items()}
     assert busy == {w: len(s) for w, s in active_by_worker.items()}, "busy_workers"
 
+    # Leases: every active job holds exactly one, with a token no other job holds and no later
+    # than the lease counter; nothing else is in `leases`.
+    active = {i for i, j in jobs.items() if j["state"] == "active"}
+    assert members(raw.zset("leases")) == active, "leases"
+    tokens = [int(jobs[i]["lease"]) for i in active]
+    assert len(set(tokens)) == len(tokens), "two active jobs share a lease"
+    assert all(t <= int(raw.plain.get("ids:lease", 0)) for t in tokens), "lease beyond ids:lease"
+
     # children:<p> against the children's parents.
     children_of: dict[int, set[int]] = {}
     for i, job in jobs.items():
@@ -349,12 +359,12 @@ async def dequeue_id(store: Store, ns: str, worker: int = 1, **options: Any) -> 
 
 
 async def finish(store: Store, ns: str, job: Dequeued, result: str = "null") -> bool:
-    (ok,) = await store.complete_jobs(ns, [(job.id, job.retries, False, result)])
+    (ok,) = await store.complete_jobs(ns, [Completion(job.id, job.retries, False, result)])
     return ok
 
 
 async def fail(store: Store, ns: str, job: Dequeued, result: str = '"boom"') -> bool:
-    (ok,) = await store.complete_jobs(ns, [(job.id, job.retries, True, result)])
+    (ok,) = await store.complete_jobs(ns, [Completion(job.id, job.retries, True, result)])
     return ok
 
 
@@ -693,8 +703,9 @@ async def test_complete_jobs_batch(store, namespace, check):
     jobs, _, _ = await store.dequeue(namespace, 3, count=4)
     results = await store.complete_jobs(
         namespace,
-        [(jobs[0].id, 0, False, "1"), (jobs[1].id, 0, True, "2"), (jobs[2].id, 5, False, "3"),
-         (jobs[3].id, 0, False, "4"), (jobs[3].id, 0, True, "5")],
+        [Completion(jobs[0].id, 0, False, "1"), Completion(jobs[1].id, 0, True, "2"),
+         Completion(jobs[2].id, 5, False, "3"), Completion(jobs[3].id, 0, False, "4"),
+         Completion(jobs[3].id, 0, True, "5")],
     )  # fmt: skip
     assert results == [True, True, False, True, False]
     await check()
@@ -1040,7 +1051,7 @@ async def populate(store: Store, ns: str) -> None:
     await store.note_job(ns, ids["inactive"], {"n": "1"})
     await enqueue(store, ns, parents=[ids["delayed"]], expire=60)
     await enqueue(store, ns, expire=60, parents=[500])
-    wid = await store.register_worker(ns, None, host="h", pid=1, status="{}")
+    wid = (await store.register_worker(ns, None, host="h", pid=1, status="{}")).id
     await store.broadcast(ns, "stop")
     await store.acquire_lock(ns, "L", 60)
     await store.upsert_schedule(ns, "s", "* * * * *", JobSpec("t"))
@@ -1058,7 +1069,7 @@ async def test_reset_all_leaves_nothing_and_restarts_ids(store, redis, ks, names
     assert await redis.exists(other.job(1)) == 1
     await check()
     assert await enqueue(store, namespace) == 1
-    assert await store.register_worker(namespace, None, host="h", pid=1, status="{}") == 1
+    assert (await store.register_worker(namespace, None, host="h", pid=1, status="{}")).id == 1
     await check()
 
 
@@ -1067,7 +1078,7 @@ async def test_reset_all_after_streams_and_repair_leaves_nothing(
     store, redis, ks, namespace, leftover
 ):
     if leftover == "workers_streaming":
-        wid = await store.register_worker(namespace, None, host="h", pid=1, status="{}")
+        wid = (await store.register_worker(namespace, None, host="h", pid=1, status="{}")).id
         assert await store.subscribe(namespace, wid, []) is not None
     else:  # a finished parent older than remove_after whose child has not finished is kept
         parent = await enqueue(store, namespace, "p", queue="pq")
@@ -1173,15 +1184,16 @@ async def test_undeliver_jobs(store, redis, ks, namespace, check):
     jobs, _, _ = await store.dispatch_jobs(namespace, [sub], 10)
     first, second = jobs[0]
     await check()
-    assert await store.undeliver_jobs(namespace, 4, 0, [(first.id, 0)]) == 0  # wrong worker
-    assert await store.undeliver_jobs(namespace, 3, sub.epoch, [(first.id, 1)]) == 0  # retries
-    assert await store.undeliver_jobs(namespace, 3, sub.epoch, [(first.id, 0), (second.id, 0)]) == 2
+    assert await store.undeliver_jobs(namespace, 4, 0, [first]) == 0  # wrong worker
+    other_lease = dataclasses.replace(first, lease=first.lease + 1)
+    assert await store.undeliver_jobs(namespace, 3, sub.epoch, [other_lease]) == 0  # lease
+    assert await store.undeliver_jobs(namespace, 3, sub.epoch, [first, second]) == 2
     await check()
     for job in (first, second):
         h = await job_hash(redis, ks, job.id)
         assert h["state"] == "inactive" and h["retries"] == "0"
     assert await redis.exists(ks.key("worker_jobs:3"), ks.key("busy_workers")) == 0
-    assert await store.undeliver_jobs(namespace, 3, sub.epoch, [(first.id, 0)]) == 0  # inactive
+    assert await store.undeliver_jobs(namespace, 3, sub.epoch, [first]) == 0  # inactive
     assert await dequeue_id(store, namespace, worker=5) == first.id
     assert await dequeue_id(store, namespace, worker=5) == second.id
     await check()
@@ -1200,10 +1212,10 @@ async def test_a_stale_stream_neither_gets_jobs_nor_hands_them_back(
     assert opened is not None
     new_epoch, _, redelivered = opened
     assert [j.id for j in redelivered] == [job.id]
-    assert await store.undeliver_jobs(namespace, 3, old.epoch, [(job.id, 0)]) == 0
+    assert await store.undeliver_jobs(namespace, 3, old.epoch, [job]) == 0
     assert (await job_hash(redis, ks, job.id))["state"] == "active"
     stale, _, _ = await store.dispatch_jobs(namespace, [old], 10)
-    assert stale == [[]]
+    assert stale == [None]  # the broker ends such a stream
     fresh = Subscription(worker=3, epoch=new_epoch, concurrency=2)
     jobs, _, _ = await store.dispatch_jobs(namespace, [fresh], 10)
     assert len(jobs[0]) == 1
@@ -1222,7 +1234,7 @@ async def test_undelivered_expiring_parent_releases_children_when_it_expires(
     jobs, _, _ = await store.dispatch_jobs(namespace, [sub], 1)
     assert [j.id for j in jobs[0]] == [parent]
     assert await dequeue_id(store, namespace) is None  # child parked on the active parent
-    assert await store.undeliver_jobs(namespace, 1, sub.epoch, [(parent, 0)]) == 1
+    assert await store.undeliver_jobs(namespace, 1, sub.epoch, jobs[0]) == 1
     await asyncio.sleep(0.35)  # the parent expires: Minion's child is runnable now
     assert await dequeue_id(store, namespace) == child
     await check()

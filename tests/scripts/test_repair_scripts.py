@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from broker.keyspace import Keyspace
-from broker.store import JobSpec, RepairCounts, RetryOptions, Store
+from broker.store import Completion, JobSpec, RepairCounts, RetryOptions, Store
 
 LONG = 3600.0
 
@@ -59,12 +59,12 @@ async def repair(store: Store, namespace: str, **thresholds: float) -> RepairCou
 
 
 async def worker(store: Store, namespace: str) -> int:
-    return await store.register_worker(namespace, None, host="h", pid=1, status="{}")
+    return (await store.register_worker(namespace, None, host="h", pid=1, status="{}")).id
 
 
 async def finish(store: Store, namespace: str, wid: int, count: int = 1) -> list[int]:
     jobs, _, _ = await store.dequeue(namespace, wid, count=count)
-    await store.complete_jobs(namespace, [(j.id, j.retries, False, "null") for j in jobs])
+    await store.complete_jobs(namespace, [Completion(j.id, j.retries, False) for j in jobs])
     return [j.id for j in jobs]
 
 

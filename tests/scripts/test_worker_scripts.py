@@ -48,8 +48,8 @@ async def assert_registry_consistent(redis: Any, ks: Keyspace) -> None:
 
 
 async def test_register_new_workers_get_increasing_ids(store, redis, ks, namespace):
-    a = await store.register_worker(namespace, None, host="h1", pid=10, status='{"jobs":4}')
-    b = await store.register_worker(namespace, None, host="h2", pid=20, status="{}")
+    a = (await store.register_worker(namespace, None, host="h1", pid=10, status='{"jobs":4}')).id
+    b = (await store.register_worker(namespace, None, host="h2", pid=20, status="{}")).id
     assert (a, b) == (1, 2)
     h = await worker_hash(redis, ks, a)
     assert h["host"] == "h1" and h["pid"] == "10" and json.loads(h["status"]) == {"jobs": 4}
@@ -62,10 +62,10 @@ async def test_register_new_workers_get_increasing_ids(store, redis, ks, namespa
 
 
 async def test_heartbeat_moves_notified_and_replaces_status_only(store, redis, ks, namespace):
-    wid = await store.register_worker(namespace, None, host="h", pid=1, status='{"a":1,"b":2}')
+    wid = (await store.register_worker(namespace, None, host="h", pid=1, status='{"a":1,"b":2}')).id
     before = await worker_hash(redis, ks, wid)
     await asyncio.sleep(0.01)
-    again = await store.register_worker(namespace, wid, host="other", pid=99, status='{"c":3}')
+    again = (await store.register_worker(namespace, wid, host="other", pid=99, status='{"c":3}')).id
     assert again == wid
     after = await worker_hash(redis, ks, wid)
     assert after["host"] == "h" and after["pid"] == "1" and after["started"] == before["started"]
@@ -76,20 +76,20 @@ async def test_heartbeat_moves_notified_and_replaces_status_only(store, redis, k
 
 
 async def test_reregistering_a_removed_id_recreates_it(store, redis, ks, namespace):
-    wid = await store.register_worker(namespace, None, host="h", pid=1, status="{}")
+    wid = (await store.register_worker(namespace, None, host="h", pid=1, status="{}")).id
     await store.register_worker(namespace, None, host="h", pid=2, status="{}")
     assert await store.unregister_worker(namespace, wid)
-    assert await store.register_worker(namespace, wid, host="new", pid=3, status="{}") == wid
+    assert (await store.register_worker(namespace, wid, host="new", pid=3, status="{}")).id == wid
     assert (await worker_hash(redis, ks, wid))["host"] == "new"
     assert await redis.get(ks.key("ids:worker")) == b"2"
     # An id beyond the sequence moves it on, so a later new worker never merges into it.
-    assert await store.register_worker(namespace, 7, host="h", pid=4, status="{}") == 7
-    assert await store.register_worker(namespace, None, host="h", pid=5, status="{}") == 8
+    assert (await store.register_worker(namespace, 7, host="h", pid=4, status="{}")).id == 7
+    assert (await store.register_worker(namespace, None, host="h", pid=5, status="{}")).id == 8
     await assert_registry_consistent(redis, ks)
 
 
 async def test_unregister_leaves_active_jobs_for_repair(store, redis, ks, namespace):
-    wid = await store.register_worker(namespace, None, host="h", pid=1, status="{}")
+    wid = (await store.register_worker(namespace, None, host="h", pid=1, status="{}")).id
     (job,) = await store.enqueue(namespace, [JobSpec(task="t")])
     jobs, _, _ = await store.dequeue(namespace, wid)
     assert [j.id for j in jobs] == [job]
@@ -107,7 +107,7 @@ async def test_unregister_leaves_active_jobs_for_repair(store, redis, ks, namesp
 
 async def test_list_workers_pages_filters_and_jobs(store, namespace):
     ids = [
-        await store.register_worker(namespace, None, host=f"h{i}", pid=i, status="{}")
+        (await store.register_worker(namespace, None, host=f"h{i}", pid=i, status="{}")).id
         for i in range(5)
     ]
     await store.enqueue(namespace, [JobSpec(task="t") for _ in range(3)])
@@ -133,7 +133,8 @@ async def test_list_workers_pages_filters_and_jobs(store, namespace):
 
 async def test_broadcast_to_chosen_and_all_workers(store, redis, ks, namespace):
     a, b, c = [
-        await store.register_worker(namespace, None, host="h", pid=i, status="{}") for i in range(3)
+        (await store.register_worker(namespace, None, host="h", pid=i, status="{}")).id
+        for i in range(3)
     ]
     nested = '[1,{"deep":[true,null,{"x":"y"}]},"s",2.5]'
     pubsub = redis.pubsub()
@@ -175,7 +176,7 @@ async def test_broadcast_to_all_walks_many_workers(store, namespace):
 
 
 async def test_stats_count_workers(store, namespace):
-    a = await store.register_worker(namespace, None, host="h", pid=1, status="{}")
+    a = (await store.register_worker(namespace, None, host="h", pid=1, status="{}")).id
     await store.register_worker(namespace, None, host="h", pid=2, status="{}")
     await store.enqueue(namespace, [JobSpec(task="t")])
     await store.dequeue(namespace, a)

@@ -81,15 +81,46 @@ local function eligible(id, queues, tasks, min_priority, now)
   return blocking_parent(f[7], f[8] == '1', now) == nil
 end
 
--- Makes an inactive job active under a worker; returns what the worker needs to run it.
-local function activate(id, worker, now)
+-- How long a lease of this worker's jobs lasts without a heartbeat: its own lease_duration
+-- (RegisterWorker), else the broker's default.
+local function lease_duration(worker, default)
+  return tonumber(redis.call('HGET', P .. 'worker:' .. worker, 'lease_duration')) or default
+end
+
+-- A job row as workers get it (dequeue, dispatch, subscribe):
+-- {id, task, args, retries, queue, priority, attempts, parents, notes_flat, lease}.
+local function job_row(id)
+  local f = redis.call('HMGET', job_key(id), 'queue', 'task', 'args', 'retries', 'priority',
+    'attempts', 'parents', 'lease')
+  return {id, f[2], f[3], f[4], f[1], f[5], f[6], f[7], redis.call('HGETALL', notes_key(id)), f[8]}
+end
+
+-- A new lease token. It never falls behind the clock in microseconds, so it stays unique in the
+-- namespace across a reset (which deletes ids:lease) and a failover that lost recent writes.
+local function new_lease(now)
+  local lease = redis.call('INCR', P .. 'ids:lease')
+  local floor = math.floor(now * 1000000)
+  if lease < floor then
+    redis.call('SET', P .. 'ids:lease', istr(floor))
+    lease = floor
+  end
+  return lease
+end
+
+-- Makes an inactive job active under a worker with a new lease expiring at `expires`; returns
+-- what the worker needs to run it (job_row).
+local function activate(id, worker, now, expires)
   local jk = job_key(id)
   local f = redis.call('HMGET', jk, 'queue', 'task', 'parked', 'args', 'retries', 'priority',
     'attempts', 'parents')
   leave_inactive(id, f[1], f[2], f[3])
-  redis.call('HSET', jk, 'state', 'active', 'started', tstr(now), 'worker', worker)
+  local lease = new_lease(now)
+  redis.call('HSET', jk, 'state', 'active', 'started', tstr(now), 'worker', worker,
+    'lease', istr(lease))
+  redis.call('ZADD', P .. 'leases', expires, id)
   set_state(id, 'inactive', 'active')
   redis.call('SADD', P .. 'worker_jobs:' .. worker, id)
   redis.call('HINCRBY', P .. 'busy_workers', worker, 1)
-  return {id, f[2], f[4], f[5], f[1], f[6], f[7], f[8], redis.call('HGETALL', notes_key(id))}
+  return {id, f[2], f[4], f[5], f[1], f[6], f[7], f[8], redis.call('HGETALL', notes_key(id)),
+    lease}
 end

@@ -50,6 +50,7 @@ end
 -- (once per worker and script call: a batch of completions is one wake-up).
 local slots_published = {}
 local function release_worker(id, worker)
+  redis.call('ZREM', P .. 'leases', id)
   if not worker then return end
   redis.call('SREM', P .. 'worker_jobs:' .. worker, id)
   if redis.call('HINCRBY', P .. 'busy_workers', worker, -1) <= 0 then
@@ -160,11 +161,13 @@ local function retry_core(id, o, now)
   return true
 end
 
--- Minion's finish_job/fail_job (+ auto_retry_job): guarded by state active and retries.
-local function complete_job(id, retries, failed, result, now)
+-- Minion's finish_job/fail_job (+ auto_retry_job): guarded by state active and retries, and by
+-- the lease of the attempt when one is given ('' or nil: any).
+local function complete_job(id, retries, failed, result, now, lease)
   local jk = job_key(id)
-  local f = redis.call('HMGET', jk, 'state', 'retries', 'worker', 'attempts')
+  local f = redis.call('HMGET', jk, 'state', 'retries', 'worker', 'attempts', 'lease')
   if f[1] ~= 'active' or tonumber(f[2]) ~= tonumber(retries) then return false end
+  if lease and lease ~= '' and f[5] ~= lease then return false end
   local to = failed and 'failed' or 'finished'
   redis.call('HSET', jk, 'state', to, 'finished', tstr(now), 'result', result)
   set_state(id, 'active', to)
@@ -183,6 +186,21 @@ local function complete_job(id, retries, failed, result, now)
     history_add('finished', now)
   end
   if released > 0 then publish_wake('') end
+  return true
+end
+
+-- Returns an active job that its worker never got (or no longer runs) to inactive, unchanged:
+-- retries stays, so no handle goes stale, and the attempt does not count. True when it was
+-- active under `worker`.
+local function hand_back(id, worker, now)
+  local f = redis.call('HMGET', job_key(id), 'state', 'worker', 'queue', 'task', 'priority',
+    'delayed', 'expires')
+  if f[1] ~= 'active' or f[2] ~= worker then return false end
+  release_worker(id, worker)
+  set_state(id, 'active', 'inactive')
+  redis.call('HSET', job_key(id), 'state', 'inactive')
+  place_inactive(id, f[3], f[4], f[5], tonumber(f[6]), tonumber(f[7]), now)
+  release_parked(id)  -- children parked on it while active may now run (e.g. when it expires)
   return true
 end
 
