@@ -2,7 +2,8 @@
 
 Expected "nothing to do" answers (no job ready, lock busy, stale retries) are response fields,
 never errors. Bad input is INVALID_ARGUMENT with a google.rpc.BadRequest naming the field; Redis
-being unreachable is UNAVAILABLE; anything else is INTERNAL without internals leaking out.
+being unreachable, or answering that it cannot serve now (LOADING, READONLY, BUSY, OOM ...), is
+UNAVAILABLE with a RetryInfo; anything else is INTERNAL without internals leaking out.
 """
 
 from __future__ import annotations
@@ -48,15 +49,46 @@ def invalid_argument_status(error: InvalidArgument) -> grpc.Status:
     )
 
 
+# Error replies with which Redis says "not now" rather than "never": loading after a restart, a
+# replica promoted or not yet, a script running too long, out of memory, a cluster resharding.
+_TRANSIENT_REPLIES = ("LOADING", "READONLY", "BUSY", "OOM", "MASTERDOWN", "TRYAGAIN",
+                      "CLUSTERDOWN", "NOREPLICAS", "UNBLOCKED")  # fmt: skip
+
+
+def transient_redis_error(error: BaseException) -> str | None:
+    """Why a Redis error means "try again" (a short reason), or None when it does not."""
+    if isinstance(error, redis.exceptions.BusyLoadingError):
+        return "Redis is loading"
+    if isinstance(error, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return "Redis is unreachable"
+    if isinstance(error, redis.exceptions.ResponseError):
+        word = str(error).split(" ", 1)[0].upper()
+        if word in _TRANSIENT_REPLIES:
+            return f"Redis answered {word}"
+    return None
+
+
+def unavailable_status(reason: str, retry_after: float = 1.0) -> grpc.Status:
+    """UNAVAILABLE with a google.rpc.RetryInfo, so clients know to retry and when."""
+    detail = any_pb2.Any()
+    retry = error_details_pb2.RetryInfo()
+    retry.retry_delay.FromNanoseconds(int(retry_after * 1e9))
+    detail.Pack(retry)
+    return rpc_status.to_status(
+        status_pb2.Status(
+            code=code_pb2.UNAVAILABLE, message=f"{reason}; try again", details=[detail]
+        )
+    )
+
+
 async def abort_for(error: BaseException, context: grpc.aio.ServicerContext) -> None:
     """Ends the call with the status that `error` stands for."""
     if isinstance(error, InvalidArgument):
         await context.abort_with_status(invalid_argument_status(error))
-    if isinstance(error, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
-        log.warning("redis unavailable: %s", error)
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "Redis is unavailable; try again")
-    if isinstance(error, redis.exceptions.BusyLoadingError):
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "Redis is loading; try again")
+    reason = transient_redis_error(error)
+    if reason is not None:
+        log.warning("%s: %s", reason, error)
+        await context.abort_with_status(unavailable_status(reason))
     log.exception("internal error", exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
