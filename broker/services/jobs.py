@@ -256,7 +256,18 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             states=states,
             tasks=list(request.tasks),
         )
-        return pb.ListJobsResponse(jobs=convert.jobs(rows), total=total)
+        response = pb.ListJobsResponse(jobs=convert.jobs(rows), total=total)
+        limit = self.ctx.settings.max_message_bytes - 1024
+        if response.ByteSize() > limit:
+            # Keep the rows that fit; the caller continues from offset + len(jobs).
+            size, keep = 16, 0
+            for job in response.jobs:
+                size += job.ByteSize() + 6
+                if keep and size > limit:
+                    break
+                keep += 1
+            del response.jobs[keep:]
+        return response
 
 
 __all__ = ["JobServicer", "job_pb2"]

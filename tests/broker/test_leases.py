@@ -190,3 +190,12 @@ def test_a_lease_duration_out_of_range_is_invalid(stubs, namespace) -> None:
             register(workers, namespace, lease_duration=seconds(value))
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "lease_duration" in (raised.value.details() or "")
+
+
+def test_list_pages_stay_under_the_message_limit(client: Client, channel, namespace) -> None:
+    ids = client.enqueue_many([{"task": "t", "args": ["x" * (3 * MIB // 2)]}] * 3)
+    jobs = job_service_pb2_grpc.JobServiceStub(channel)  # default 4 MiB receive limit
+    first = jobs.ListJobs(jpb.ListJobsRequest(namespace=namespace, limit=10))
+    assert [j.id for j in first.jobs] == [ids[2], ids[1]] and first.total == 3
+    rest = jobs.ListJobs(jpb.ListJobsRequest(namespace=namespace, limit=10, offset=2))
+    assert [j.id for j in rest.jobs] == [ids[0]]

@@ -1639,7 +1639,8 @@ type ListJobsResponse struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// Jobs, id descending.
+	// Jobs, id descending. Fewer than `limit` when more would not fit in one message (the
+	// broker's JOBWIRE_MAX_MESSAGE_BYTES): continue from offset + the number of jobs returned.
 	Jobs []*Job `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
 	// Number of jobs matching the filters, ignoring offset and limit.
 	Total int64 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`

@@ -859,7 +859,8 @@ export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
  */
 export type ListJobsResponse = Message<"jobwire.v1.ListJobsResponse"> & {
   /**
-   * Jobs, id descending.
+   * Jobs, id descending. Fewer than `limit` when more would not fit in one message (the
+   * broker's JOBWIRE_MAX_MESSAGE_BYTES): continue from offset + the number of jobs returned.
    *
    * @generated from field: repeated jobwire.v1.Job jobs = 1;
    */
