@@ -1264,3 +1264,25 @@ async def test_removing_parked_child_drops_parent_expiry_entry(store, namespace,
     await check()
     assert await store.remove_job(namespace, child)
     await check()
+
+
+async def test_dequeue_with_many_tasks_looks_only_at_ready_ones(store, redis, namespace, check):
+    """A worker registering hundreds of tasks costs calls for the tasks with ready jobs only."""
+    many = [f"t{i}" for i in range(200)]
+    await enqueue(store, namespace, "t7", priority=1)
+    await enqueue(store, namespace, "t150", priority=2)
+    await enqueue(store, namespace, "other", priority=3)
+    for i in range(30):  # more ready tasks than asked for: the other branch
+        await enqueue(store, namespace, f"x{i}")
+    calls_before = await zrange_calls(redis)
+    assert await dequeue_id(store, namespace, tasks=many) == 2
+    assert await zrange_calls(redis) - calls_before < 20
+    assert await dequeue_id(store, namespace, tasks=["t7", "nope"]) == 1
+    assert await dequeue_id(store, namespace, tasks=many) is None
+    assert await dequeue_id(store, namespace) == 3
+    await check()
+
+
+async def zrange_calls(redis: aioredis.Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_zrange", {}).get("calls", 0))

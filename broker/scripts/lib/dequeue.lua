@@ -17,13 +17,27 @@ local function promote(now)
   return false
 end
 
--- Ready-set keys for the queues and tasks asked for (tasks empty: every task of the queue).
+-- Ready-set keys for the queues and tasks asked for (tasks empty: every task of the queue). Only
+-- tasks with ready jobs in the queue (readytasks:<q>) count, so a worker that registers many
+-- tasks pays for the few that have work, not for all of them on every pick.
 local function ready_keys(queues, tasks)
   local keys = {}
+  local wanted
+  if #tasks > 0 then
+    wanted = {}
+    for _, t in ipairs(tasks) do wanted[t] = true end
+  end
   for _, q in ipairs(queues) do
-    local ts = tasks
-    if #tasks == 0 then ts = redis.call('SMEMBERS', P .. 'readytasks:' .. q) end
-    for _, t in ipairs(ts) do keys[#keys + 1] = {ready_key(q, t), q, t} end
+    local rt = P .. 'readytasks:' .. q
+    if wanted and #tasks < redis.call('SCARD', rt) then
+      for _, t in ipairs(tasks) do
+        if redis.call('SISMEMBER', rt, t) == 1 then keys[#keys + 1] = {ready_key(q, t), q, t} end
+      end
+    else
+      for _, t in ipairs(redis.call('SMEMBERS', rt)) do
+        if not wanted or wanted[t] then keys[#keys + 1] = {ready_key(q, t), q, t} end
+      end
+    end
   end
   return keys
 end
