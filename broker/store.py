@@ -494,9 +494,13 @@ class Store:
             (now - (23 - i) * 3600, int(out[1 + 2 * i]), int(out[2 + 2 * i])) for i in range(24)
         ]
 
-    async def reset(self, namespace: str, *, all: bool = False, locks: bool = False) -> None:
+    async def reset(
+        self, namespace: str, *, all: bool = False, locks: bool = False, batch: int = REPAIR_BATCH
+    ) -> None:
+        """Minion's reset, in bounded steps (each a script call deleting at most `batch` items)."""
         if all or locks:
-            await self._run("reset", namespace, ["all" if all else "locks"])
+            while await self._run("reset", namespace, ["all" if all else "locks", batch]):
+                pass
 
     # Streams ------------------------------------------------------------------------------------
 

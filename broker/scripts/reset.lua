@@ -1,50 +1,67 @@
 -- reset: deletes every job, worker, lock and schedule of the namespace and restarts all ids at
--- 1 ("all"), or only the locks ("locks"). Walks the namespace's own registries (no SCAN).
--- include: keys
+-- 1 ("all"), or deletes only the locks ("locks"), in bounded steps. Each call deletes at most
+-- `batch` items, each one whole with its index entries, so no call blocks Redis for long and the
+-- keyspace stays consistent between calls; the caller calls again while the answer says more is
+-- left. The last step, once nothing else is left, drops the registries and restarts the ids
+-- (only then, so a job enqueued while a reset runs never shares an id with an older one).
+-- Walks the namespace's own registries (no SCAN).
+-- include: keys jobs locks
 -- KEYS[1]  namespace prefix "jobwire:{ns}:"
 -- ARGV[1]  "all" or "locks"
--- Returns  1
-local function del_locks()
-  for _, name in ipairs(redis.call('HVALS', P .. 'lock_names')) do
-    redis.call('DEL', P .. 'lock:' .. name)
-  end
-  redis.call('DEL', P .. 'locks', P .. 'lock_ids', P .. 'lock_names')
+-- ARGV[2]  batch: most items deleted by this call (>= 1)
+-- Returns  1 when more is left to delete, 0 when done
+local budget = tonumber(ARGV[2])
+
+-- Deletes up to `budget` members of `index` with `drop(member)`; true when it emptied it.
+local function drain(index, drop)
+  local items = redis.call('ZRANGE', P .. index, 0, budget - 1)
+  for _, item in ipairs(items) do drop(item) end
+  budget = budget - #items
+  return budget > 0
 end
 
-del_locks()
-if ARGV[1] ~= 'all' then return 1 end
+local function drop_lock(id)
+  local name = redis.call('HGET', P .. 'lock_names', id)
+  if name then drop_holder(id, name) else redis.call('ZREM', P .. 'lock_ids', id) end
+end
 
-local queues = redis.call('SMEMBERS', P .. 'queues')
-local tasks = redis.call('SMEMBERS', P .. 'tasks')
-for _, q in ipairs(queues) do
-  redis.call('DEL', P .. 'queue:' .. q, P .. 'readytasks:' .. q)
-  for _, t in ipairs(tasks) do redis.call('DEL', ready_key(q, t)) end
+if not drain('lock_ids', drop_lock) then return 1 end
+if ARGV[1] ~= 'all' then
+  redis.call('DEL', P .. 'locks', P .. 'lock_names')
+  return 0
 end
-for _, t in ipairs(tasks) do redis.call('DEL', P .. 'task:' .. t) end
-for _, k in ipairs(redis.call('SMEMBERS', P .. 'notekeys')) do redis.call('DEL', P .. 'note:' .. k) end
-for _, s in ipairs({'inactive', 'active', 'failed', 'finished'}) do redis.call('DEL', P .. 'state:' .. s) end
 
-local jobs = redis.call('ZRANGE', P .. 'jobs', 0, -1)
-for _, id in ipairs(jobs) do
-  local parents = redis.call('HGET', job_key(id), 'parents')
-  if parents and parents ~= '[]' then
-    for _, p in ipairs(cjson.decode(parents)) do redis.call('DEL', P .. 'children:' .. istr(p)) end
-  end
-  redis.call('DEL', job_key(id), notes_key(id), P .. 'children:' .. id, P .. 'parked:' .. id)
+local function drop_job(id)
+  if not delete_job(id) then redis.call('ZREM', P .. 'jobs', id) end
 end
-for _, w in ipairs(redis.call('HKEYS', P .. 'busy_workers')) do
-  redis.call('DEL', P .. 'worker_jobs:' .. w)
+
+local function drop_worker(id)
+  redis.call('DEL', P .. 'worker:' .. id, P .. 'inbox:' .. id, P .. 'worker_jobs:' .. id)
+  redis.call('ZREM', P .. 'workers', id)
+  redis.call('ZREM', P .. 'workers_notified', id)
+  redis.call('ZREM', P .. 'workers_streaming', id)
 end
-for _, w in ipairs(redis.call('ZRANGE', P .. 'workers', 0, -1)) do
-  redis.call('DEL', P .. 'worker:' .. w, P .. 'inbox:' .. w, P .. 'worker_jobs:' .. w)
+
+local function drop_schedule(id)
+  local name = redis.call('HGET', P .. 'schedule:' .. id, 'name')
+  if name then redis.call('HDEL', P .. 'schedule_names', name) end
+  redis.call('DEL', P .. 'schedule:' .. id)
+  redis.call('ZREM', P .. 'schedules', id)
+  redis.call('ZREM', P .. 'schedules_due', id)
 end
-for _, s in ipairs(redis.call('ZRANGE', P .. 'schedules', 0, -1)) do
-  redis.call('DEL', P .. 'schedule:' .. s)
+
+if not drain('jobs', drop_job) then return 1 end
+if not drain('workers', drop_worker) then return 1 end
+if not drain('schedules', drop_schedule) then return 1 end
+
+-- Nothing is left that these name; UNLINK frees large registries off Redis' main thread.
+for _, q in ipairs(redis.call('SMEMBERS', P .. 'queues')) do
+  redis.call('UNLINK', P .. 'readytasks:' .. q)
 end
-redis.call('DEL', P .. 'ids:job', P .. 'ids:worker', P .. 'ids:lock', P .. 'ids:schedule',
-  P .. 'jobs', P .. 'queues', P .. 'tasks', P .. 'notekeys', P .. 'delayed', P .. 'expiring',
+redis.call('UNLINK', P .. 'ids:job', P .. 'ids:worker', P .. 'ids:lock', P .. 'ids:schedule',
+  P .. 'queues', P .. 'tasks', P .. 'notekeys', P .. 'delayed', P .. 'expiring',
   P .. 'inactive_since', P .. 'finished_at', P .. 'parent_expiry', P .. 'busy_workers',
-  P .. 'history', P .. 'workers', P .. 'workers_notified', P .. 'workers_streaming',
-  P .. 'kept_parents', P .. 'schedules', P .. 'leases', P .. 'ids:lease',
-  P .. 'schedule_names', P .. 'schedules_due')
-return 1
+  P .. 'history', P .. 'workers_notified', P .. 'workers_streaming', P .. 'kept_parents',
+  P .. 'leases', P .. 'ids:lease', P .. 'schedule_names', P .. 'schedules_due', P .. 'locks',
+  P .. 'lock_names')
+return 0

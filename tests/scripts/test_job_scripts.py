@@ -1059,6 +1059,25 @@ async def populate(store: Store, ns: str) -> None:
     assert job is not None
 
 
+async def test_reset_runs_in_bounded_consistent_steps(store, redis, ks, namespace, check):
+    """Each step deletes at most `batch` whole items; between steps every invariant holds, and a
+    job enqueued mid-reset is deleted too rather than sharing an id with an older job."""
+    await populate(store, namespace)
+    await store.enqueue(namespace, [JobSpec("t", notes={"k": "1"}) for _ in range(10)])
+    for i in range(3):
+        await store.acquire_lock(namespace, f"L{i}", 60)
+    steps = 0
+    while await store._run("reset", namespace, ["all", 3]):
+        steps += 1
+        await check()
+        if steps == 2:
+            await enqueue(store, namespace)
+    assert steps >= 6
+    assert await read_keyspace(redis, ks) == {}
+    assert await enqueue(store, namespace) == 1
+    await check()
+
+
 async def test_reset_all_leaves_nothing_and_restarts_ids(store, redis, ks, namespace, check):
     await populate(store, namespace)
     other = Keyspace("other")
