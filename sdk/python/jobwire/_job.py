@@ -51,6 +51,8 @@ class Job:
         self.attempts = job.attempts
         self.notes = job.notes
         self.parents = job.parents
+        # The attempt's fencing token, presented with finish, fail and retry (None: not given).
+        self.lease = job.lease or None
         self.killed = threading.Event()
         self._client = client
         self._aclient = aclient
@@ -75,15 +77,21 @@ class Job:
 
     def finish(self, result: Any = None) -> bool:
         """Finish the job now; False when it is no longer active with these retries."""
-        return self._settle(self._client().finish_job(self.id, self.retries, result))
+        return self._settle(
+            self._client().finish_job(self.id, self.retries, result, lease=self.lease)
+        )
 
     def fail(self, result: Any = "Unknown error") -> bool:
         """Fail the job now (retried automatically while attempts remain)."""
-        return self._settle(self._client().fail_job(self.id, self.retries, result))
+        return self._settle(
+            self._client().fail_job(self.id, self.retries, result, lease=self.lease)
+        )
 
     def retry(self, **options: Any) -> bool:
         """Move the job back to inactive (`Client.retry_job`'s options)."""
-        return self._settle(self._client().retry_job(self.id, self.retries, **options))
+        return self._settle(
+            self._client().retry_job(self.id, self.retries, lease=self.lease, **options)
+        )
 
     def info(self) -> JobInfo | None:
         """Everything the broker stores about the job."""
@@ -95,15 +103,21 @@ class Job:
 
     async def afinish(self, result: Any = None) -> bool:
         """`finish` for async tasks."""
-        return self._settle(await self._async().finish_job(self.id, self.retries, result))
+        return self._settle(
+            await self._async().finish_job(self.id, self.retries, result, lease=self.lease)
+        )
 
     async def afail(self, result: Any = "Unknown error") -> bool:
         """`fail` for async tasks."""
-        return self._settle(await self._async().fail_job(self.id, self.retries, result))
+        return self._settle(
+            await self._async().fail_job(self.id, self.retries, result, lease=self.lease)
+        )
 
     async def aretry(self, **options: Any) -> bool:
         """`retry` for async tasks."""
-        return self._settle(await self._async().retry_job(self.id, self.retries, **options))
+        return self._settle(
+            await self._async().retry_job(self.id, self.retries, lease=self.lease, **options)
+        )
 
     async def ainfo(self) -> JobInfo | None:
         """`info` for async tasks."""
