@@ -13,6 +13,7 @@ from typing import Any, Literal
 from jobwire.aio import AsyncClient
 from jobwire.client import Client
 from jobwire.types import DequeuedJob, JobInfo
+from jobwire.v1 import job_service_pb2
 
 # Deadline of the unary calls of the clients the worker builds itself (its own, job handles').
 CALL_TIMEOUT = 30.0
@@ -134,10 +135,14 @@ class Entry:
     state: Literal["waiting", "running", "reporting"] = "waiting"
     task: asyncio.Task[None] | None = None
     process: BaseProcess | None = None
+    in_thread: bool = False  # a thread task: it cannot be stopped, only asked (`job.killed`)
     killed: str | None = None
-    report: tuple[Outcome, Any] | None = None
-    fallback: bool = False  # the report was already replaced after the broker rejected it
+    # The outcome to report, once the job ended.
+    completion: job_service_pb2.Completion | None = None
+    fallback: bool = False  # the outcome was already replaced after the broker refused it
+    dropped: bool = False  # no longer this worker's (lease lost, forced stop): never reported
 
     @property
-    def key(self) -> tuple[int, int]:
-        return (self.job.id, self.job.retries)
+    def key(self) -> tuple[int, int, int]:
+        """One attempt of the job: a retried job (or a new lease) is another entry."""
+        return (self.job.id, self.job.retries, self.job.lease)
