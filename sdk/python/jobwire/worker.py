@@ -215,6 +215,8 @@ class Worker:
         self._force = False
         self._aborted = False
         self._main: asyncio.Task[Any] | None = None
+        # Jobs whose thread a forced stop could not end: never given back while it may run.
+        self._unstoppable: set[int] = set()
         self._stop_requested = False
 
     def __repr__(self) -> str:
@@ -864,6 +866,7 @@ class Worker:
                             "fails it as \"Worker went away\" and retries it)",
                             entry.job.id)  # fmt: skip
                 self._drop(entry)
+                self._unstoppable.add(entry.job.id)
             else:
                 self.kill("KILL", entry.job.id)
 
@@ -1033,7 +1036,8 @@ class Worker:
 
     async def _hand_back_orphans(self) -> None:
         """Jobs the broker made active under us that never arrived (written to a stream that
-        was closing) go back to inactive, so they neither wait for repair nor fail."""
+        was closing) go back to inactive, so they neither wait for repair nor fail. Jobs whose
+        thread is still running after a forced stop are not ours to give back."""
         assert self.id is not None
         try:
             workers = await self._async().list_workers(ids=[self.id])
@@ -1042,6 +1046,8 @@ class Worker:
             return
         for worker in workers:
             for job_id in worker.jobs:
+                if job_id in self._unstoppable:
+                    continue
                 try:
                     info = await self._async().job_info(job_id)
                 except JobwireError as error:
