@@ -121,6 +121,18 @@ def test_a_result_too_large_for_one_request_fails_the_job(
     assert error.endswith(f"bytes (limit {MAX_REPORT_BYTES})")
 
 
+def test_stream_messages_larger_than_grpcs_default_limit_are_received(
+    client: Client, runner: Runner
+) -> None:
+    # Both jobs are ready before the worker subscribes: they arrive in one message of ~6 MB.
+    ids = [client.enqueue("length", ["x" * 3_000_000]) for _ in range(2)]
+    worker = runner.worker(concurrency=2)
+    worker.add_task("length", lambda job, text: len(text))
+    runner.start(worker)
+    for job_id in ids:
+        assert done(client, job_id).result == 3_000_000
+
+
 def test_large_results_queued_during_a_broker_restart_all_finish(
     make_broker: Callable[..., Any],
     client: Client,
