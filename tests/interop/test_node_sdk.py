@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -73,3 +75,63 @@ def test_node_gets_invalid_argument_with_field(broker: Any, namespace: str, run_
     assert out["isJobwireError"] is True
     assert out["code"] == "INVALID_ARGUMENT"
     assert [v["field"] for v in out["fieldViolations"]] == ["task"]
+
+
+def _read_until(proc: subprocess.Popen[str], text: str, timeout: float = 15.0) -> list[str]:
+    """Lines of the process' stderr up to the first one containing `text`."""
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if text in line:
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert found.wait(timeout), f"no {text!r} from node in {timeout} s: {''.join(lines)}"
+    return lines
+
+
+def test_node_worker_runs_again_a_job_retried_while_it_runs(
+    broker: Any, namespace: str, client: Any, start_node: Any
+) -> None:
+    proc = start_node("sleeper", broker.target, namespace, "2")
+    worker_id = int(_read_until(proc, "running")[-1].split()[1])
+    job_id = client.enqueue("sleep", [1500])
+    _read_until(proc, f"started {job_id} 0")
+    assert client.retry_job(job_id, 0)  # while it runs: handed out again, to the same worker
+    _read_until(proc, f"started {job_id} 1")
+    info = wait_for(lambda: (i := client.job_info(job_id)) and i.state == "finished" and i)
+    # The first attempt's outcome was refused; the second finished the job.
+    assert (info.result, info.retries, info.worker) == ("attempt 1", 1, worker_id)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert f"job {job_id}: outcome refused" in err
+
+
+def test_sigint_finishes_the_running_job_and_hands_back_the_others(
+    broker: Any, namespace: str, client: Any, start_node: Any
+) -> None:
+    proc = start_node("sleeper", broker.target, namespace, "1")
+    worker_id = int(_read_until(proc, "running")[-1].split()[1])
+    running = client.enqueue("sleep", [1000])
+    _read_until(proc, f"started {running} 0")
+    queued = client.enqueue("sleep", [10])
+    # Made active under the Node worker without its knowing (as if lost on the way to it).
+    extra = client.enqueue("sleep", [10], queue="elsewhere")
+    orphan = client.dequeue(worker_id, id=extra, queues=["elsewhere"])
+    assert orphan is not None and orphan.id == extra
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert '"stopped":true' in out
+    assert client.job_info(running).state == "finished"
+    assert client.job_info(running).result == "attempt 0"
+    assert client.job_info(queued).state == "inactive"
+    assert client.job_info(orphan.id).state == "inactive"
+    assert client.stats().active_jobs == 0
+    assert list(client.list_workers()) == []

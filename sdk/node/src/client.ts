@@ -5,8 +5,14 @@ import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { createClient, type CallOptions, type Client as RpcClient } from "@connectrpc/connect";
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
+import { create } from "@bufbuild/protobuf";
 import { AdminService } from "./gen/jobwire/v1/admin_service_pb.js";
-import { JobService, Outcome } from "./gen/jobwire/v1/job_service_pb.js";
+import {
+  CompletionSchema,
+  JobService,
+  Outcome,
+  type Completion as CompletionMessage,
+} from "./gen/jobwire/v1/job_service_pb.js";
 import { WorkerService } from "./gen/jobwire/v1/worker_service_pb.js";
 import * as convert from "./convert.js";
 import { JobwireError } from "./errors.js";
@@ -18,8 +24,15 @@ import type {
   JobPage,
   JobSpec,
   ListJobsOptions,
+  Registration,
   Stats,
 } from "./types.js";
+
+/**
+ * Largest message the client accepts: far above what a broker sends (it caps its messages at a
+ * few MiB), so one large job or page never makes a worker reconnect forever.
+ */
+export const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
 
 export interface ClientOptions {
   /** Broker address: "host:port" (plaintext) or a URL ("http://host:port", "https://host"). */
@@ -51,6 +64,18 @@ export interface RegisterWorkerOptions {
   host?: string;
   /** Default: this process's id. */
   pid?: number;
+  /**
+   * Every job the worker holds (running or not reported yet): the broker extends their leases
+   * and hands back the other jobs active under the worker once older than its grace.
+   */
+  running?: number[];
+  /** Milliseconds the leases of this worker's jobs last without a heartbeat; unset keeps it. */
+  leaseDuration?: number;
+}
+
+export interface RetryJobOptions {
+  /** The attempt's lease (DequeuedJob.lease): the job must still be active under it. */
+  lease?: bigint;
 }
 
 const DONE: ReadonlySet<string> = new Set(["finished", "failed"]);
@@ -74,7 +99,11 @@ export class Client {
     const baseUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : `http://${target}`;
     // Pings keep idle worker streams alive through proxies and detect dead connections.
     this.sessions = new Http2SessionManager(baseUrl, { pingIntervalMs: 30_000, pingTimeoutMs: 10_000 });
-    const transport = createGrpcTransport({ baseUrl, sessionManager: this.sessions });
+    const transport = createGrpcTransport({
+      baseUrl,
+      sessionManager: this.sessions,
+      readMaxBytes: MAX_RECEIVE_BYTES,
+    });
     this.rpc = {
       jobs: createClient(JobService, transport),
       workers: createClient(WorkerService, transport),
@@ -186,41 +215,47 @@ export class Client {
     return response.jobs.map(convert.dequeuedJob);
   }
 
-  /** Finishes an active job; false when it is not active or `retries` is stale. */
-  async finishJob(id: number, retries: number, result: JsonValue = null): Promise<boolean> {
-    const [applied] = await this.completeJobs([{ id, retries, outcome: "finished", result }]);
+  /** Finishes an active job; false when it is not active or `retries` (or `lease`) is stale. */
+  async finishJob(id: number, retries: number, result: JsonValue = null, lease?: bigint): Promise<boolean> {
+    const [applied] = await this.completeJobs([{ id, retries, outcome: "finished", result, lease }]);
     return applied === true;
   }
 
   /** Fails an active job (retried automatically while attempts remain); false when stale. */
-  async failJob(id: number, retries: number, result: JsonValue = null): Promise<boolean> {
-    const [applied] = await this.completeJobs([{ id, retries, outcome: "failed", result }]);
+  async failJob(id: number, retries: number, result: JsonValue = null, lease?: bigint): Promise<boolean> {
+    const [applied] = await this.completeJobs([{ id, retries, outcome: "failed", result, lease }]);
     return applied === true;
   }
 
   /** Finishes or fails several jobs in one call; one flag per completion, in order. */
-  async completeJobs(completions: Completion[]): Promise<boolean[]> {
+  async completeJobs(completions: Array<Completion | CompletionMessage>): Promise<boolean[]> {
+    const messages = completions.map((c) => ("$typeName" in c ? c : completionMessage(c)));
     const response = await this.call((o) =>
-      this.rpc.jobs.completeJobs(
-        {
-          namespace: this.namespace,
-          completions: completions.map((c) => ({
-            id: BigInt(c.id),
-            retries: c.retries,
-            outcome: c.outcome === "finished" ? Outcome.FINISHED : Outcome.FAILED,
-            result: convert.value(c.result ?? null),
-          })),
-        },
+      this.rpc.jobs.completeJobs({ namespace: this.namespace, completions: messages }, o),
+    );
+    return response.applied;
+  }
+
+  /** Moves a job back to inactive (keeping its options); false when `retries` is stale. */
+  async retryJob(id: number, retries: number, options: RetryJobOptions = {}): Promise<boolean> {
+    const response = await this.call((o) =>
+      this.rpc.jobs.retryJob(
+        { namespace: this.namespace, id: BigInt(id), retries, lease: options.lease },
         o,
       ),
     );
-    return response.applied;
+    return response.retried;
   }
 
   // --- workers -------------------------------------------------------------------------------
 
   /** Registers a worker, or heartbeats `id`; returns the worker's id. */
   async registerWorker(options: RegisterWorkerOptions = {}): Promise<number> {
+    return (await this.heartbeat(options)).id;
+  }
+
+  /** registerWorker returning the broker's whole answer: id, created, lost. */
+  async heartbeat(options: RegisterWorkerOptions = {}): Promise<Registration> {
     const response = await this.call((o) =>
       this.rpc.workers.registerWorker(
         {
@@ -229,11 +264,13 @@ export class Client {
           status: options.status ?? {},
           host: options.host ?? hostname(),
           pid: options.pid ?? process.pid,
+          running: options.running === undefined ? undefined : { ids: convert.ids(options.running) },
+          leaseDuration: options.leaseDuration === undefined ? undefined : durationFromMs(options.leaseDuration),
         },
         o,
       ),
     );
-    return Number(response.id);
+    return { id: Number(response.id), created: response.created, lost: response.lost.map(Number) };
   }
 
   /** Removes a worker; its active jobs are left for repair. */
@@ -273,4 +310,15 @@ export class Client {
       workers: Number(s.workers),
     };
   }
+}
+
+/** One completion as the wire message (its size can then be measured before sending). */
+export function completionMessage(c: Completion): CompletionMessage {
+  return create(CompletionSchema, {
+    id: BigInt(c.id),
+    retries: c.retries,
+    outcome: c.outcome === "finished" ? Outcome.FINISHED : Outcome.FAILED,
+    result: convert.value(c.result ?? null),
+    lease: c.lease,
+  });
 }

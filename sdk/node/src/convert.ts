@@ -109,5 +109,6 @@ export function dequeuedJob(job: DequeuedJobMessage): DequeuedJob {
     attempts: job.attempts,
     notes: job.notes ?? {},
     parents: job.parents.map(Number),
+    lease: job.lease,
   };
 }

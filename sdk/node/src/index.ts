@@ -8,11 +8,12 @@
  * Generated messages and service descriptors are under "@jobwire/client/gen/jobwire/v1/*".
  */
 export { Client } from "./client.js";
-export type { ClientOptions, DequeueOptions, RegisterWorkerOptions } from "./client.js";
+export { MAX_RECEIVE_BYTES } from "./client.js";
+export type { ClientOptions, DequeueOptions, RegisterWorkerOptions, RetryJobOptions } from "./client.js";
 export { JobwireError } from "./errors.js";
 export type { FieldViolation, StatusCode } from "./errors.js";
-export { Worker } from "./worker.js";
-export type { CommandHandler, TaskHandler, WorkerOptions } from "./worker.js";
+export { MAX_REPORT_BYTES, Worker } from "./worker.js";
+export type { CommandHandler, RunningJob, TaskHandler, WorkerOptions } from "./worker.js";
 export type {
   Completion,
   DequeuedJob,
@@ -22,5 +23,6 @@ export type {
   JobSpec,
   JobState,
   ListJobsOptions,
+  Registration,
   Stats,
 } from "./types.js";

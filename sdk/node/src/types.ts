@@ -35,7 +35,10 @@ export interface JobInfo {
   worker: number | null;
 }
 
-/** A job handed to a worker; `retries` is the token for finishJob, failJob and retry. */
+/**
+ * A job handed to a worker; `retries` is the token for finishJob, failJob and retry, and
+ * `lease` the fencing token of this attempt to present with them (0n: none was given).
+ */
 export interface DequeuedJob {
   id: number;
   task: string;
@@ -46,6 +49,8 @@ export interface DequeuedJob {
   attempts: number;
   notes: JsonObject;
   parents: number[];
+  /** Opaque int64 token of this attempt (DequeuedJob.lease on the wire). */
+  lease: bigint;
 }
 
 /** Options of one job; durations are milliseconds, like setTimeout's. */
@@ -118,4 +123,15 @@ export interface Completion {
   retries: number;
   outcome: "finished" | "failed";
   result?: JsonValue;
+  /** The attempt's lease (DequeuedJob.lease); when given, the broker also requires it. */
+  lease?: bigint;
+}
+
+/** The broker's answer to a registration or heartbeat (Client.heartbeat). */
+export interface Registration {
+  id: number;
+  /** True when the call created the worker (new, or removed by the broker since): resubscribe. */
+  created: boolean;
+  /** Jobs listed in `running` that are no longer active under the worker: stop them. */
+  lost: number[];
 }

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from jobwire.aio import AsyncClient
 from jobwire.client import Client
 from jobwire.types import DequeuedJob, JobInfo
+from jobwire.v1 import job_service_pb2
 
 # Deadline of the unary calls of the clients the worker builds itself (its own, job handles').
 CALL_TIMEOUT = 30.0
@@ -51,6 +52,8 @@ class Job:
         self.attempts = job.attempts
         self.notes = job.notes
         self.parents = job.parents
+        # The attempt's fencing token, presented with finish, fail and retry (None: not given).
+        self.lease = job.lease or None
         self.killed = threading.Event()
         self._client = client
         self._aclient = aclient
@@ -75,15 +78,21 @@ class Job:
 
     def finish(self, result: Any = None) -> bool:
         """Finish the job now; False when it is no longer active with these retries."""
-        return self._settle(self._client().finish_job(self.id, self.retries, result))
+        return self._settle(
+            self._client().finish_job(self.id, self.retries, result, lease=self.lease)
+        )
 
     def fail(self, result: Any = "Unknown error") -> bool:
         """Fail the job now (retried automatically while attempts remain)."""
-        return self._settle(self._client().fail_job(self.id, self.retries, result))
+        return self._settle(
+            self._client().fail_job(self.id, self.retries, result, lease=self.lease)
+        )
 
     def retry(self, **options: Any) -> bool:
         """Move the job back to inactive (`Client.retry_job`'s options)."""
-        return self._settle(self._client().retry_job(self.id, self.retries, **options))
+        return self._settle(
+            self._client().retry_job(self.id, self.retries, lease=self.lease, **options)
+        )
 
     def info(self) -> JobInfo | None:
         """Everything the broker stores about the job."""
@@ -95,15 +104,21 @@ class Job:
 
     async def afinish(self, result: Any = None) -> bool:
         """`finish` for async tasks."""
-        return self._settle(await self._async().finish_job(self.id, self.retries, result))
+        return self._settle(
+            await self._async().finish_job(self.id, self.retries, result, lease=self.lease)
+        )
 
     async def afail(self, result: Any = "Unknown error") -> bool:
         """`fail` for async tasks."""
-        return self._settle(await self._async().fail_job(self.id, self.retries, result))
+        return self._settle(
+            await self._async().fail_job(self.id, self.retries, result, lease=self.lease)
+        )
 
     async def aretry(self, **options: Any) -> bool:
         """`retry` for async tasks."""
-        return self._settle(await self._async().retry_job(self.id, self.retries, **options))
+        return self._settle(
+            await self._async().retry_job(self.id, self.retries, lease=self.lease, **options)
+        )
 
     async def ainfo(self) -> JobInfo | None:
         """`info` for async tasks."""
@@ -120,10 +135,14 @@ class Entry:
     state: Literal["waiting", "running", "reporting"] = "waiting"
     task: asyncio.Task[None] | None = None
     process: BaseProcess | None = None
+    in_thread: bool = False  # a thread task: it cannot be stopped, only asked (`job.killed`)
     killed: str | None = None
-    report: tuple[Outcome, Any] | None = None
-    fallback: bool = False  # the report was already replaced after the broker rejected it
+    # The outcome to report, once the job ended.
+    completion: job_service_pb2.Completion | None = None
+    fallback: bool = False  # the outcome was already replaced after the broker refused it
+    dropped: bool = False  # no longer this worker's (lease lost, forced stop): never reported
 
     @property
-    def key(self) -> tuple[int, int]:
-        return (self.job.id, self.job.retries)
+    def key(self) -> tuple[int, int, int]:
+        """One attempt of the job: a retried job (or a new lease) is another entry."""
+        return (self.job.id, self.job.retries, self.job.lease)

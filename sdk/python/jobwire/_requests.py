@@ -41,6 +41,7 @@ from jobwire.types import (
     JobInfo,
     LockInfo,
     Page,
+    Registration,
     RepairReport,
     ScheduleInfo,
     Stats,
@@ -60,6 +61,11 @@ from jobwire.v1 import (
 )
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+# Largest message the SDK's own channels accept: far above what a broker sends (it caps its
+# messages at a few MiB), so one large job or page never makes a worker reconnect forever.
+MAX_RECEIVE_BYTES = 64 * 1024 * 1024
+# Options of every channel the SDK opens itself (Client, AsyncClient, workers, job processes).
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
 DEFAULT_NAMESPACE = "default"
 # States after which a job no longer changes by itself (what `result()` waits for).
 DONE_STATES = frozenset({"finished", "failed"})
@@ -299,7 +305,9 @@ def dequeue(
     )
 
 
-def _completion(namespace: str, id: int, retries: int, result: Any) -> dict[str, Any]:
+def _completion(
+    namespace: str, id: int, retries: int, result: Any, lease: int | None
+) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "namespace": namespace,
         "id": to_int(id, "id"),
@@ -307,39 +315,53 @@ def _completion(namespace: str, id: int, retries: int, result: Any) -> dict[str,
     }
     if result is not None:
         fields["result"] = to_value(result, "result")
+    if lease is not None:
+        fields["lease"] = to_int(lease, "lease")
     return fields
 
 
 @_checked
-def finish_job(namespace: str, id: int, retries: int, result: Any) -> Call[bool]:
-    request = job_service_pb2.FinishJobRequest(**_completion(namespace, id, retries, result))
+def finish_job(
+    namespace: str, id: int, retries: int, result: Any, lease: int | None = None
+) -> Call[bool]:
+    request = job_service_pb2.FinishJobRequest(**_completion(namespace, id, retries, result, lease))
     return Call("jobs", "FinishJob", request, lambda response: bool(response.finished))
 
 
 @_checked
-def fail_job(namespace: str, id: int, retries: int, result: Any) -> Call[bool]:
-    request = job_service_pb2.FailJobRequest(**_completion(namespace, id, retries, result))
+def fail_job(
+    namespace: str, id: int, retries: int, result: Any, lease: int | None = None
+) -> Call[bool]:
+    request = job_service_pb2.FailJobRequest(**_completion(namespace, id, retries, result, lease))
     return Call("jobs", "FailJob", request, lambda response: bool(response.failed))
+
+
+def completion(index: int, completion: Any) -> job_service_pb2.Completion:
+    """One `(id, retries, outcome, result[, lease])` tuple as a Completion message."""
+    field = f"completions[{index}]"
+    if not isinstance(completion, (tuple, list)) or len(completion) not in (4, 5):
+        raise InvalidValue(field, "must be a tuple (id, retries, outcome, result[, lease])")
+    id, retries, outcome, result, *lease = completion
+    item = job_service_pb2.Completion(
+        id=to_int(id, f"{field}.id"),
+        retries=to_int32(retries, f"{field}.retries"),
+        outcome=convert.to_outcome(outcome, f"{field}.outcome"),
+    )
+    if result is not None:
+        item.result.CopyFrom(to_value(result, f"{field}.result"))
+    if lease and lease[0] is not None:
+        item.lease = to_int(lease[0], f"{field}.lease")
+    return item
 
 
 @_checked
 def complete_jobs(
-    namespace: str, completions: Iterable[tuple[int, int, str, Any]]
+    namespace: str, completions: Iterable[tuple[Any, ...] | job_service_pb2.Completion]
 ) -> Call[list[bool]]:
-    items = []
-    for index, completion in enumerate(completions):
-        field = f"completions[{index}]"
-        if not isinstance(completion, (tuple, list)) or len(completion) != 4:
-            raise InvalidValue(field, "must be a tuple (id, retries, outcome, result)")
-        id, retries, outcome, result = completion
-        item = job_service_pb2.Completion(
-            id=to_int(id, f"{field}.id"),
-            retries=to_int32(retries, f"{field}.retries"),
-            outcome=convert.to_outcome(outcome, f"{field}.outcome"),
-        )
-        if result is not None:
-            item.result.CopyFrom(to_value(result, f"{field}.result"))
-        items.append(item)
+    items = [
+        item if isinstance(item, job_service_pb2.Completion) else completion(index, item)
+        for index, item in enumerate(completions)
+    ]
     if not items:
         return Call("jobs", "CompleteJobs", None, lambda _: [])
     request = job_service_pb2.CompleteJobsRequest(namespace=namespace, completions=items)
@@ -359,6 +381,7 @@ def retry_job(
     parents: Iterable[int] | None,
     priority: int | None,
     queue: str | None,
+    lease: int | None = None,
 ) -> Call[bool]:
     request = job_service_pb2.RetryJobRequest(
         namespace=namespace, id=to_int(id, "id"), retries=to_int32(retries, "retries")
@@ -379,6 +402,8 @@ def retry_job(
         request.priority = to_int32(priority, "priority")
     if queue is not None:
         request.queue = to_str(queue, "queue")
+    if lease is not None:
+        request.lease = to_int(lease, "lease")
     return Call("jobs", "RetryJob", request, lambda response: bool(response.retried))
 
 
@@ -483,7 +508,32 @@ def register_worker(
     status: Mapping[str, Any] | None,
     host: str | None,
     pid: int | None,
+    running: Iterable[int] | None = None,
+    lease_duration: float | None = None,
 ) -> Call[int]:
+    call = heartbeat(
+        namespace,
+        id,
+        status=status,
+        host=host,
+        pid=pid,
+        running=running,
+        lease_duration=lease_duration,
+    )
+    return Call("workers", "RegisterWorker", call.request, _id)
+
+
+@_checked
+def heartbeat(
+    namespace: str,
+    id: int | None,
+    *,
+    status: Mapping[str, Any] | None,
+    host: str | None,
+    pid: int | None,
+    running: Iterable[int] | None,
+    lease_duration: float | None,
+) -> Call[Registration]:
     request = worker_service_pb2.RegisterWorkerRequest(
         namespace=namespace,
         host=socket.gethostname() if host is None else to_str(host, "host"),
@@ -493,7 +543,18 @@ def register_worker(
         request.id = to_int(id, "id")
     if status is not None:
         request.status.CopyFrom(to_struct(status, "status"))
-    return Call("workers", "RegisterWorker", request, _id)
+    if running is not None:
+        request.running.SetInParent()
+        request.running.ids.extend(to_ids(running, "running"))
+    if lease_duration is not None:
+        request.lease_duration.CopyFrom(to_duration(lease_duration, "lease_duration"))
+    return Call("workers", "RegisterWorker", request, _registration)
+
+
+def _registration(response: Any) -> Registration:
+    return Registration(
+        id=int(response.id), created=bool(response.created), lost=list(response.lost)
+    )
 
 
 @_checked

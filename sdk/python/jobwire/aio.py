@@ -23,6 +23,7 @@ from jobwire.types import (
     JobInfo,
     LockInfo,
     Page,
+    Registration,
     RepairReport,
     ScheduleInfo,
     Stats,
@@ -41,6 +42,8 @@ class AsyncClient:
     Every call raises `jobwire.JobwireError` on failure. `timeout` is the per-call deadline in
     seconds (None: no deadline); a dequeue's `wait` is added to it. Pass `channel` to use a
     channel you configured (TLS, options); the client then leaves closing it to you.
+    A channel the client opens itself accepts messages up to 64 MiB (the channel option
+    `grpc.max_receive_message_length`); give a channel of your own the same limit.
     `coalesce` (default True) sends concurrent enqueue and finish/fail calls together as batch
     RPCs (see `jobwire.batching`); False sends one RPC per call.
     """
@@ -100,7 +103,7 @@ class AsyncClient:
         if call.request is None:
             return call.parse(None)
         if self._stubs is None:  # first call: open the channel in the running loop
-            self._channel = grpc.aio.insecure_channel(self.target)
+            self._channel = grpc.aio.insecure_channel(self.target, options=rq.CHANNEL_OPTIONS)
             self._stubs = rq.Stubs(self._channel)
         method = self._stubs.method(call)
         try:
@@ -205,22 +208,27 @@ class AsyncClient:
             )
         )
 
-    async def finish_job(self, id: int, retries: int, result: Any = None) -> bool:
+    async def finish_job(
+        self, id: int, retries: int, result: Any = None, *, lease: int | None = None
+    ) -> bool:
         """Finish an active job; False when it is not active or `retries` is stale."""
-        call = rq.finish_job(self.namespace, id, retries, result)
+        call = rq.finish_job(self.namespace, id, retries, result, lease)
         if self._completions is None or self._stubs is None:
             return await self._call(call)
         return await self._completions.call(call, self.timeout)
 
-    async def fail_job(self, id: int, retries: int, result: Any = None) -> bool:
+    async def fail_job(
+        self, id: int, retries: int, result: Any = None, *, lease: int | None = None
+    ) -> bool:
         """Fail an active job (retried automatically while attempts remain); False when stale."""
-        call = rq.fail_job(self.namespace, id, retries, result)
+        call = rq.fail_job(self.namespace, id, retries, result, lease)
         if self._completions is None or self._stubs is None:
             return await self._call(call)
         return await self._completions.call(call, self.timeout)
 
-    async def complete_jobs(self, completions: Iterable[tuple[int, int, str, Any]]) -> list[bool]:
-        """Finish or fail several jobs: `(id, retries, "finished" | "failed", result)` each."""
+    async def complete_jobs(self, completions: Iterable[tuple[Any, ...]]) -> list[bool]:
+        """Finish or fail several jobs: `(id, retries, "finished" | "failed", result[, lease])`
+        each; one flag per completion, False where the broker did not apply it."""
         return await self._call(rq.complete_jobs(self.namespace, completions))
 
     async def retry_job(
@@ -235,8 +243,11 @@ class AsyncClient:
         parents: Iterable[int] | None = None,
         priority: int | None = None,
         queue: str | None = None,
+        lease: int | None = None,
     ) -> bool:
-        """Move a job back to inactive whatever its state; None options keep the job's values."""
+        """Move a job back to inactive whatever its state; None options keep the job's values.
+
+        With `lease` (DequeuedJob.lease) the job must also still be active under that lease."""
         return await self._call(
             rq.retry_job(
                 self.namespace,
@@ -249,6 +260,7 @@ class AsyncClient:
                 parents=parents,
                 priority=priority,
                 queue=queue,
+                lease=lease,
             )
         )
 
@@ -366,10 +378,51 @@ class AsyncClient:
         status: Mapping[str, Any] | None = None,
         host: str | None = None,
         pid: int | None = None,
+        running: Iterable[int] | None = None,
+        lease_duration: float | None = None,
     ) -> int:
-        """Register a worker or heartbeat `id`; host and pid default to this process."""
+        """Register a worker or heartbeat `id`; host and pid default to this process.
+
+        `running` (all the jobs the worker runs) and `lease_duration` (seconds) are as in
+        `heartbeat`, which also returns the rest of the broker's answer."""
         return await self._call(
-            rq.register_worker(self.namespace, id, status=status, host=host, pid=pid)
+            rq.register_worker(
+                self.namespace,
+                id,
+                status=status,
+                host=host,
+                pid=pid,
+                running=running,
+                lease_duration=lease_duration,
+            )
+        )
+
+    async def heartbeat(
+        self,
+        id: int | None = None,
+        *,
+        status: Mapping[str, Any] | None = None,
+        host: str | None = None,
+        pid: int | None = None,
+        running: Iterable[int] | None = None,
+        lease_duration: float | None = None,
+    ) -> Registration:
+        """`register_worker` returning the broker's whole answer (id, created, lost).
+
+        `running` lists every job the worker runs (waiting, running, not yet reported): their
+        leases are extended and the broker hands back the other jobs active under the worker
+        once they are older than its grace. `lease_duration` (seconds) is how long leases of
+        this worker last without a heartbeat; None keeps the previous value."""
+        return await self._call(
+            rq.heartbeat(
+                self.namespace,
+                id,
+                status=status,
+                host=host,
+                pid=pid,
+                running=running,
+                lease_duration=lease_duration,
+            )
         )
 
     async def unregister_worker(self, id: int) -> None:

@@ -234,14 +234,15 @@ def merge_completions(calls: list[rq.Call[bool]]) -> rq.Call[list[bool]]:
             if call.method == "FailJob"
             else job_service_pb2.OUTCOME_FINISHED
         )
-        completions.append(
-            job_service_pb2.Completion(
-                id=request.id,
-                retries=request.retries,
-                outcome=outcome,
-                result=request.result if request.HasField("result") else None,
-            )
+        completion = job_service_pb2.Completion(
+            id=request.id,
+            retries=request.retries,
+            outcome=outcome,
+            result=request.result if request.HasField("result") else None,
         )
+        if request.HasField("lease"):
+            completion.lease = request.lease
+        completions.append(completion)
     first: Any = calls[0].request
     request = job_service_pb2.CompleteJobsRequest(
         namespace=first.namespace, completions=completions

@@ -22,6 +22,7 @@ from jobwire.types import (
     JobInfo,
     LockInfo,
     Page,
+    Registration,
     RepairReport,
     ScheduleInfo,
     Stats,
@@ -39,6 +40,8 @@ class Client:
     Every call raises `jobwire.JobwireError` on failure. `timeout` is the per-call deadline in
     seconds (None: no deadline); a dequeue's `wait` is added to it. Pass `channel` to use a
     channel you configured (TLS, options); the client then leaves closing it to you.
+    A channel the client opens itself accepts messages up to 64 MiB (the channel option
+    `grpc.max_receive_message_length`); give a channel of your own the same limit.
     `coalesce` (default True) sends concurrent enqueue and finish/fail calls together as batch
     RPCs (see `jobwire.batching`); False sends one RPC per call.
     """
@@ -56,7 +59,9 @@ class Client:
         self.namespace = rq.namespace(namespace)
         self.timeout = timeout
         self._owns_channel = channel is None
-        self._channel = grpc.insecure_channel(target) if channel is None else channel
+        if channel is None:
+            channel = grpc.insecure_channel(target, options=rq.CHANNEL_OPTIONS)
+        self._channel = channel
         self._stubs = rq.Stubs(self._channel)
         self._enqueues: batching.Coalescer[int] | None = None
         self._completions: batching.Coalescer[bool] | None = None
@@ -199,22 +204,27 @@ class Client:
             )
         )
 
-    def finish_job(self, id: int, retries: int, result: Any = None) -> bool:
+    def finish_job(
+        self, id: int, retries: int, result: Any = None, *, lease: int | None = None
+    ) -> bool:
         """Finish an active job; False when it is not active or `retries` is stale."""
-        call = rq.finish_job(self.namespace, id, retries, result)
+        call = rq.finish_job(self.namespace, id, retries, result, lease)
         if self._completions is None:
             return self._call(call)
         return self._completions.call(call, self.timeout)
 
-    def fail_job(self, id: int, retries: int, result: Any = None) -> bool:
+    def fail_job(
+        self, id: int, retries: int, result: Any = None, *, lease: int | None = None
+    ) -> bool:
         """Fail an active job (retried automatically while attempts remain); False when stale."""
-        call = rq.fail_job(self.namespace, id, retries, result)
+        call = rq.fail_job(self.namespace, id, retries, result, lease)
         if self._completions is None:
             return self._call(call)
         return self._completions.call(call, self.timeout)
 
-    def complete_jobs(self, completions: Iterable[tuple[int, int, str, Any]]) -> list[bool]:
-        """Finish or fail several jobs: `(id, retries, "finished" | "failed", result)` each."""
+    def complete_jobs(self, completions: Iterable[tuple[Any, ...]]) -> list[bool]:
+        """Finish or fail several jobs: `(id, retries, "finished" | "failed", result[, lease])`
+        each; one flag per completion, False where the broker did not apply it."""
         return self._call(rq.complete_jobs(self.namespace, completions))
 
     def retry_job(
@@ -229,8 +239,11 @@ class Client:
         parents: Iterable[int] | None = None,
         priority: int | None = None,
         queue: str | None = None,
+        lease: int | None = None,
     ) -> bool:
-        """Move a job back to inactive whatever its state; None options keep the job's values."""
+        """Move a job back to inactive whatever its state; None options keep the job's values.
+
+        With `lease` (DequeuedJob.lease) the job must also still be active under that lease."""
         return self._call(
             rq.retry_job(
                 self.namespace,
@@ -243,6 +256,7 @@ class Client:
                 parents=parents,
                 priority=priority,
                 queue=queue,
+                lease=lease,
             )
         )
 
@@ -359,9 +373,52 @@ class Client:
         status: Mapping[str, Any] | None = None,
         host: str | None = None,
         pid: int | None = None,
+        running: Iterable[int] | None = None,
+        lease_duration: float | None = None,
     ) -> int:
-        """Register a worker or heartbeat `id`; host and pid default to this process."""
-        return self._call(rq.register_worker(self.namespace, id, status=status, host=host, pid=pid))
+        """Register a worker or heartbeat `id`; host and pid default to this process.
+
+        `running` (all the jobs the worker runs) and `lease_duration` (seconds) are as in
+        `heartbeat`, which also returns the rest of the broker's answer."""
+        return self._call(
+            rq.register_worker(
+                self.namespace,
+                id,
+                status=status,
+                host=host,
+                pid=pid,
+                running=running,
+                lease_duration=lease_duration,
+            )
+        )
+
+    def heartbeat(
+        self,
+        id: int | None = None,
+        *,
+        status: Mapping[str, Any] | None = None,
+        host: str | None = None,
+        pid: int | None = None,
+        running: Iterable[int] | None = None,
+        lease_duration: float | None = None,
+    ) -> Registration:
+        """`register_worker` returning the broker's whole answer (id, created, lost).
+
+        `running` lists every job the worker runs (waiting, running, not yet reported): their
+        leases are extended and the broker hands back the other jobs active under the worker
+        once they are older than its grace. `lease_duration` (seconds) is how long leases of
+        this worker last without a heartbeat; None keeps the previous value."""
+        return self._call(
+            rq.heartbeat(
+                self.namespace,
+                id,
+                status=status,
+                host=host,
+                pid=pid,
+                running=running,
+                lease_duration=lease_duration,
+            )
+        )
 
     def unregister_worker(self, id: int) -> None:
         """Remove a worker; its active jobs are left for repair."""

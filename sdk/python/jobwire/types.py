@@ -44,7 +44,8 @@ class JobInfo:
 
 @dataclass(frozen=True, slots=True)
 class DequeuedJob:
-    """A job handed to a worker; `retries` is the token for finish_job, fail_job and retry_job."""
+    """A job handed to a worker; `retries` is the token for finish_job, fail_job and retry_job,
+    and `lease` the fencing token of this attempt to present with them (0: none was given)."""
 
     id: int
     args: list[Any]
@@ -55,6 +56,7 @@ class DequeuedJob:
     attempts: int
     notes: dict[str, Any]
     parents: list[int]
+    lease: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,20 @@ class WorkerInfo:
     notified: datetime | None
     status: dict[str, Any]
     jobs: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """The broker's answer to a registration or heartbeat (`Client.heartbeat`).
+
+    `created` is true when the call created the worker (a new id, or one the broker had removed:
+    a streaming worker should subscribe again); `lost` lists jobs given in `running` that are no
+    longer active under the worker, whose outcome the broker will refuse.
+    """
+
+    id: int
+    created: bool
+    lost: list[int]
 
 
 @dataclass(frozen=True, slots=True)

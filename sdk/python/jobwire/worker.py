@@ -20,8 +20,32 @@ How a job is performed:
   process that dies without answering fails it with Minion's
   `"Job terminated unexpectedly (exit code: N, signal: S)"`. A task that finished, failed or
   retried its job itself (`job.finish()` ...) keeps that outcome: no second report is sent.
-- Results go to the broker in batches (`CompleteJobs`) and are resent until the broker takes them;
-  until then the job counts as running, so a reconnect never gets it delivered again.
+- Results go to the broker in `CompleteJobs` calls of at most 3 MiB, each with the attempt's lease;
+  until the broker answers, the job counts as running, so a reconnect never gets it delivered
+  again. A result larger than that on its own fails the job with
+  `{"error": "result too large: N bytes (limit M)"}`. Only transient errors (UNAVAILABLE,
+  DEADLINE_EXCEEDED, ABORTED, CANCELLED, RESOURCE_EXHAUSTED other than "message too large") are
+  retried, with backoff; a call the broker refuses is split and each outcome sent alone, a refused
+  outcome is replaced once by an error result, then given up (WARNING). An outcome the broker does
+  not apply (the job was retried, failed by repair, or its lease lost) is logged at WARNING.
+
+Leases: every job is delivered with a lease (a fencing token). Each heartbeat lists all the jobs
+the worker holds (waiting, running, not yet reported) and sets `lease_duration`; the broker
+extends those leases and hands back the jobs it made active under the worker that were lost on
+the way. Jobs it answers as `lost` are stopped (a process is SIGKILLed, an async task cancelled, a
+thread task has `job.killed` set) and forgotten without a report, which would be refused. When a
+heartbeat re-created the worker (the broker had removed it), it subscribes again.
+
+Stopping: SIGINT/SIGTERM (or `stop()`) stops taking jobs, gives back those not started, waits
+for the running ones, reports them and unregisters. A worker that never reached the broker exits
+at once; one whose broker stays away while it stops gives up reporting after the longest backoff
+(the broker fails those jobs as "Worker went away" once their leases expire). A second signal
+(or SIGQUIT, or `stop(force=True)`) forces the stop: job processes are SIGKILLed and async tasks
+cancelled, both failed with `"Job terminated unexpectedly (exit code: 0, signal: 9)"`; a thread
+cannot be stopped, so its job is not reported at all and the broker fails it as "Worker went
+away" (lease expiry, or repair after the worker unregistered) and retries it while attempts
+remain. Thread tasks run in daemon threads, so they end with the process. A third signal
+abandons everything at once, as cancelling `run_async` does.
 
 Remote commands (`client.broadcast`): `jobs N`, `spare N`, `kill SIGNAL JOB_ID`, `stop JOB_ID`,
 plus `@worker.command(name)`. `kill` sends the signal to a job process; thread and async tasks
@@ -41,12 +65,12 @@ import signal
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import grpc
 
+from jobwire import _requests as rq
 from jobwire import convert
 from jobwire._commands import BUILTIN_COMMANDS, count
 from jobwire._commands import SIGNALS as SIGNALS
@@ -59,7 +83,7 @@ from jobwire.aio import AsyncClient
 from jobwire.client import Client
 from jobwire.convert import InvalidValue
 from jobwire.errors import JobwireError, from_rpc_error
-from jobwire.types import DequeuedJob
+from jobwire.types import DequeuedJob, Registration
 from jobwire.v1 import worker_service_pb2, worker_service_pb2_grpc
 
 __all__ = ["Job", "Worker"]
@@ -67,24 +91,38 @@ __all__ = ["Job", "Worker"]
 log = logging.getLogger("jobwire.worker")
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 # Reconnect and resend backoff: 0.05 s doubling up to 5 s, reset after a success.
 BACKOFF_MIN = 0.05
 BACKOFF_MAX = 5.0
 # Signals that end a thread or async task (it cannot receive a real one).
 _ENDING = frozenset({"INT", "TERM", "KILL"})
-# Codes after which resending a completion may succeed; others mean the request itself is bad.
+# Codes after which the same call may succeed later (CANCELLED: from a channel being closed);
+# RESOURCE_EXHAUSTED too unless it says the message was too large. Every other code means the
+# request itself is refused, and sending it again would fail forever.
 _TRANSIENT = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
         grpc.StatusCode.ABORTED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNKNOWN,
         grpc.StatusCode.CANCELLED,
     }
 )
+# Most bytes of completions in one CompleteJobs request, well below the 4 MiB a broker accepts
+# by default; a single completion larger than this is replaced by an error result.
+MAX_REPORT_BYTES = 3 * 1024 * 1024
+# Most completions in one CompleteJobs request.
+MAX_REPORT_COUNT = 1000
+# Shortest default lease: a few missed heartbeats must not cost a job its lease.
+MIN_LEASE_DURATION = 30.0
+
+
+def transient(error: JobwireError) -> bool:
+    """Whether sending the same request again may succeed (the broker is away or busy)."""
+    if error.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return "larger than max" not in error.reason  # gRPC's words for an oversized message
+    return error.code in _TRANSIENT
 
 
 @dataclass
@@ -110,6 +148,10 @@ class Worker:
     `mode="stream"` subscribes and has jobs and commands pushed; `mode="poll"` long-polls
     `Dequeue` (`poll_wait` seconds) and reads the inbox between polls. `spare` extra slots take
     only jobs with priority >= `spare_min_priority`; `limits` caps running jobs per task.
+
+    Every heartbeat lists the jobs the worker holds, which extends their leases for
+    `lease_duration` seconds (default: six heartbeats, at least 30 s); a job whose lease the
+    broker reports lost is stopped and forgotten, since its outcome would be refused.
     """
 
     def __init__(
@@ -119,6 +161,7 @@ class Worker:
         concurrency: int = 4,
         *,
         heartbeat_interval: float = 5.0,
+        lease_duration: float | None = None,
         spare: int = 1,
         spare_min_priority: int = 1,
         limits: Mapping[str, int] | None = None,
@@ -140,6 +183,11 @@ class Worker:
         self.executor = executor
         self.mp_context = mp_context
         self.heartbeat_interval = heartbeat_interval
+        self.lease_duration = (
+            max(6 * heartbeat_interval, MIN_LEASE_DURATION)
+            if lease_duration is None
+            else float(lease_duration)
+        )
         self.poll_wait = poll_wait
         self.stream_timeout = stream_timeout
         self.settings = _Settings(
@@ -156,18 +204,19 @@ class Worker:
         self.ready = threading.Event()
         self._tasks: dict[str, Callable[..., Any]] = {}
         self._commands: dict[str, Callable[..., Any]] = dict(BUILTIN_COMMANDS)
-        self._entries: dict[tuple[int, int], Entry] = {}
+        self._entries: dict[tuple[int, int, int], Entry] = {}
         self._outbox: list[Entry] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._aclient: AsyncClient | None = None
         self._sync: Client | None = None
         self._sync_lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_size = 0
-        self._threads_busy = 0
         self._stopping = False
         self._force = False
+        self._aborted = False
+        self._main: asyncio.Task[Any] | None = None
+        # Jobs whose thread a forced stop could not end: never given back while it may run.
+        self._unstoppable: set[int] = set()
         self._stop_requested = False
 
     def __repr__(self) -> str:
@@ -283,8 +332,9 @@ class Worker:
     def run(self) -> None:
         """Run until SIGINT/SIGTERM (then finish the running jobs and unregister); blocks.
 
-        A second SIGINT/SIGTERM, or SIGQUIT, kills the running jobs instead of waiting. Signals
-        can only be handled on the main thread: in another thread, `stop()` ends the worker.
+        A second SIGINT/SIGTERM, or SIGQUIT, stops the running jobs instead of waiting (see the
+        module docs); a third abandons everything at once. Signals can only be handled on the
+        main thread: in another thread, `stop()` ends the worker.
         """
         asyncio.run(self.run_async())
 
@@ -318,6 +368,8 @@ class Worker:
         if self._loop is not None:
             raise RuntimeError("the worker is already running")
         loop = self._loop = asyncio.get_running_loop()
+        self._main = asyncio.current_task()
+        self._aborted = False
         self._wake = asyncio.Event()
         self._reconfigure = asyncio.Event()
         self._progress = asyncio.Event()
@@ -330,10 +382,11 @@ class Worker:
         installed = self._install_signals(loop) if handle_signals else []
         aclient, owns_aclient = self._make_async_client()
         self._aclient = aclient
-        self._resize_pool()
         loops: list[asyncio.Task[None]] = []
         try:
             self.id = await self._register_until_done()
+            if self.id is None:
+                return
             receive = self._stream_loop() if self.mode == "stream" else self._poll_loop()
             loops = [
                 self._supervised(receive, "receive"),
@@ -342,6 +395,9 @@ class Worker:
             ]
             await self._stop.wait()
             await self._shutdown(loops)
+        except asyncio.CancelledError:
+            if not self._aborted:
+                raise
         finally:
             for task in [*loops, *self._background]:
                 task.cancel()
@@ -350,9 +406,6 @@ class Worker:
             await asyncio.gather(*loops, *self._background, return_exceptions=True)
             for sig in installed:
                 loop.remove_signal_handler(sig)
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
             if owns_aclient:
                 await aclient.close()
             if self._sync is not None and self._sync is not self.client:
@@ -389,6 +442,12 @@ class Worker:
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         def on_signal(sig: int) -> None:
+            if self._force and self._main is not None:
+                log.warning("worker %s: %s again; abandoning the running jobs to the broker",
+                            self.id, signal.Signals(sig).name)  # fmt: skip
+                self._aborted = True
+                self._main.cancel()
+                return
             force = sig == signal.SIGQUIT or self._stopping
             log.info("worker %s: %s, %s", self.id, signal.Signals(sig).name,
                      "killing running jobs" if force else "finishing running jobs")  # fmt: skip
@@ -453,24 +512,56 @@ class Worker:
 
     # --- registration and heartbeats --------------------------------------------------------
 
-    async def _register_until_done(self) -> int:
-        """Register, retrying transient failures with backoff (the broker may be restarting)."""
+    async def _register_until_done(self) -> int | None:
+        """Register, retrying transient failures with backoff (the broker may be restarting);
+        None when the worker is told to stop first (nothing registered, nothing to undo)."""
         backoff = BACKOFF_MIN
-        while True:
-            try:
-                return await self._async().register_worker(self.id, status=self.status())
-            except JobwireError as error:
-                if error.code not in _TRANSIENT:
-                    raise
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            while True:
+                attempt = asyncio.ensure_future(self._register())
+                await asyncio.wait({attempt, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if not attempt.done():
+                    attempt.cancel()
+                    await asyncio.gather(attempt, return_exceptions=True)
+                    return None
+                error = attempt.exception()
+                if error is None:
+                    return attempt.result().id
+                if not isinstance(error, JobwireError) or not transient(error):
+                    raise error
                 log.warning("worker: cannot register (%s); retrying in %.2fs", error, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(stop), backoff)
+                if stop.done():
+                    return None
+                backoff = min(backoff * 2, BACKOFF_MAX)
+        finally:
+            stop.cancel()
+
+    async def _register(self) -> Registration:
+        """RegisterWorker with the status, the jobs held and the lease duration."""
+        return await self._async().heartbeat(
+            self.id,
+            status=self.status(),
+            running=self.running,
+            lease_duration=self.lease_duration,
+        )
 
     async def _heartbeat(self) -> None:
+        """Heartbeat; resubscribe when the broker had removed us, stop the jobs it says we lost."""
+        held = set(self._entries)
         try:
-            await self._async().register_worker(self.id, status=self.status())
+            registration = await self._register()
         except JobwireError as error:
             log.warning("worker %s: heartbeat failed: %s", self.id, error)
+            return
+        if registration.lost:
+            self._lost(registration.lost, held)
+        if registration.created and self.mode == "stream":
+            log.warning("worker %s: the broker had removed this worker; subscribing again",
+                        self.id)  # fmt: skip
+            self._reconfigure.set()
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -494,7 +585,6 @@ class Worker:
     def _reconfigured_here(self, heartbeat: bool) -> None:
         if heartbeat:  # commands heartbeat after they ran; direct calls heartbeat here
             self._spawn(self._heartbeat())
-        self._resize_pool()
         self._reconfigure.set()
         self._wake.set()
         self._dispatch()
@@ -663,11 +753,14 @@ class Worker:
     # --- performing jobs --------------------------------------------------------------------
 
     def _deliver(self, job: DequeuedJob) -> None:
-        if (job.id, job.retries) in self._entries:
+        entry = Entry(job, Job(job, self._sync_client, self._aclient))
+        if entry.key in self._entries:
             log.debug("worker %s: job %d delivered again; ignored", self.id, job.id)
             return
-        handle = Job(job, self._sync_client, self._aclient)
-        self._entries[(job.id, job.retries)] = Entry(job, handle)
+        if self._stopping:  # arrived on a stream that was closing: give it back at once
+            self._spawn(self._give_back(job))
+            return
+        self._entries[entry.key] = entry
 
     def _task_counts(self, *, all_states: bool = False) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -714,6 +807,7 @@ class Worker:
                 outcome, result, settled = await self._perform_in_process(entry, fn)
                 handle.settled = handle.settled or settled
             else:
+                entry.in_thread = True
                 outcome, result = await self._perform_in_thread(fn, handle, job.args)
         except asyncio.CancelledError:
             if entry.killed is None:
@@ -726,55 +820,30 @@ class Worker:
     async def _perform_in_thread(
         self, fn: Callable[..., Any], handle: Job, args: list[Any]
     ) -> tuple[Outcome, Any]:
-        loop = asyncio.get_running_loop()
-        self._threads_busy += 1
-        self._resize_pool()
-        assert self._pool is not None
-
         def call() -> tuple[Outcome, Any]:
             try:
                 return "finished", fn(handle, *args)
             except Exception as error:
                 return "failed", error_result(error)
-            finally:
-                loop.call_soon_threadsafe(self._thread_done)
 
-        return await loop.run_in_executor(self._pool, call)
-
-    def _thread_done(self) -> None:
-        self._threads_busy -= 1
-
-    def _resize_pool(self) -> None:
-        """Keep the pool at least concurrency + spare threads, more while killed tasks linger."""
-        s = self.settings
-        wanted = max(s.concurrency + s.spare, self._threads_busy, 1)
-        if self._pool is not None and wanted <= self._pool_size:
-            return
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)  # its threads finish their current calls
-        self._pool = ThreadPoolExecutor(wanted, thread_name_prefix="jobwire-job")
-        self._pool_size = wanted
+        return await _in_thread(f"jobwire-job-{handle.id}", call)
 
     async def _perform_in_process(
         self, entry: Entry, fn: Callable[..., Any]
     ) -> tuple[Outcome, Any, bool]:
-        """Run the task in a new process; wait for its answer and its exit in a pool thread."""
-        loop = asyncio.get_running_loop()
+        """Run the task in a new process; wait for its answer and its exit in a thread."""
         aclient = self._async()
         process, receiver, sender = new_process(
             self.mp_context, fn, entry.job, aclient.target, aclient.namespace
         )
-        self._threads_busy += 1
-        self._resize_pool()
-        assert self._pool is not None
+        name = f"jobwire-job-{entry.job.id}"
         try:
-            await loop.run_in_executor(self._pool, process.start)
+            await _in_thread(name, process.start)
             sender.close()
             entry.process = process
             await self._note_pid(entry.job.id, process.pid)
-            return await loop.run_in_executor(self._pool, wait_for_process, process, receiver)
+            return await _in_thread(name, wait_for_process, process, receiver)
         finally:
-            self._threads_busy -= 1
             entry.process = None
             with contextlib.suppress(ValueError):  # still running only after an abrupt exit
                 process.close()
@@ -787,9 +856,46 @@ class Worker:
             log.debug("job %d: cannot note minion_pid: %s", job_id, error)
 
     def _kill_all(self) -> None:
+        """Forced stop: kill job processes, cancel async tasks; thread tasks cannot be stopped,
+        so their jobs are left to the broker (not reported) and end with the worker process."""
         for entry in list(self._entries.values()):
-            if entry.state == "running":
+            if entry.state != "running":
+                continue
+            if entry.in_thread:
+                log.warning("job %d: its thread cannot be stopped; left unreported (the broker "
+                            "fails it as \"Worker went away\" and retries it)",
+                            entry.job.id)  # fmt: skip
+                self._drop(entry)
+                self._unstoppable.add(entry.job.id)
+            else:
                 self.kill("KILL", entry.job.id)
+
+    def _drop(self, entry: Entry) -> None:
+        """Forget a job without reporting it: ask it to stop and free its slot."""
+        entry.dropped = True
+        entry.handle.killed.set()
+        if entry.process is not None:
+            if entry.process.exitcode is None and entry.process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(entry.process.pid, signal.SIGKILL)
+        elif entry.task is not None and not entry.in_thread:
+            entry.task.cancel()
+        with contextlib.suppress(ValueError):
+            self._outbox.remove(entry)
+        self._forget(entry)
+
+    def _lost(self, ids: Iterable[int], held: set[tuple[int, int, int]]) -> None:
+        """The broker says these jobs are no longer ours: stop them; their outcome is refused.
+
+        Only entries `held` when the heartbeat was sent count: a later delivery of the same job
+        is a new attempt."""
+        for job_id in ids:
+            for entry in [e for e in self._entries.values() if e.job.id == job_id]:
+                if entry.key in held and not entry.dropped:
+                    log.warning("job %d: lease lost (the broker no longer has it active under "
+                                "worker %s); stopping it, outcome not reported", job_id,
+                                self.id)  # fmt: skip
+                    self._drop(entry)
 
     def _abandon(self, entry: Entry) -> None:
         """Abrupt exit: stop what can be stopped; the broker's repair deals with the job."""
@@ -804,91 +910,134 @@ class Worker:
 
     def _complete(self, entry: Entry, outcome: Outcome, result: Any) -> None:
         """Queue the job's outcome for the broker (unless the task already settled the job)."""
+        if entry.dropped:
+            return
         entry.state = "reporting"
         if entry.handle.settled:
             self._reported(entry)
             return
         try:
-            convert.to_value(result, "result")
+            self._set_outcome(entry, outcome, result)
         except InvalidValue as error:
-            outcome = "failed"
-            result = {"error": f"the result of task {entry.job.task!r} is not JSON: "
-                               f"{error.field}: {error.description}"}  # fmt: skip
-        entry.report = (outcome, result)
+            self._set_outcome(entry, "failed", {
+                "error": f"the result of task {entry.job.task!r} is not JSON: "
+                         f"{error.field}: {error.description}"})  # fmt: skip
+        size = _size(entry)
+        if size > MAX_REPORT_BYTES:
+            self._set_outcome(entry, "failed", {
+                "error": f"result too large: {size} bytes (limit {MAX_REPORT_BYTES})"})  # fmt: skip
         self._outbox.append(entry)
         self._outbox_ready.set()
 
+    def _set_outcome(self, entry: Entry, outcome: Outcome, result: Any) -> None:
+        job = entry.job
+        entry.completion = rq.completion(
+            0, (job.id, job.retries, outcome, result, job.lease or None)
+        )
+
     def _reported(self, entry: Entry) -> None:
-        """The broker has the outcome: the slot is free."""
-        self._entries.pop(entry.key, None)
+        """The broker has the outcome (or refused it for good): the slot is free."""
         self.performed += 1
+        self._forget(entry)
+
+    def _forget(self, entry: Entry) -> None:
+        if self._entries.get(entry.key) is entry:
+            del self._entries[entry.key]
         self._progress.set()
         self._wake.set()
         self._dispatch()
 
     async def _report_loop(self) -> None:
-        """Send the queued outcomes, all that are ready in one CompleteJobs call, until taken."""
+        """Send the queued outcomes in CompleteJobs calls of at most MAX_REPORT_BYTES each.
+
+        Transient failures are retried with backoff, the outcomes kept (the jobs count as
+        running, so a reconnect does not get them delivered again). While stopping, the worker
+        gives up once the broker stayed away through the longest backoff (at once when forced):
+        the broker then fails those jobs as "Worker went away".
+        """
         backoff = BACKOFF_MIN
         while True:
             await self._outbox_ready.wait()
             await asyncio.sleep(0)  # let outcomes of the same moment join the batch
-            batch = list(self._outbox)
             try:
-                await self._send(batch)
+                await self._send(_batch(self._outbox))
             except JobwireError as error:
+                if self._stopping and (self._force or backoff >= BACKOFF_MAX):
+                    self._give_up_reports(error)
+                    continue
                 log.warning("worker %s: cannot report %d outcomes (%s); retrying in %.2fs",
-                            self.id, len(batch), error, backoff)  # fmt: skip
+                            self.id, len(self._outbox), error, backoff)  # fmt: skip
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
             backoff = BACKOFF_MIN
-            sent = set(map(id, batch))
-            self._outbox = [entry for entry in self._outbox if id(entry) not in sent]
             if not self._outbox:
                 self._outbox_ready.clear()
-            for entry in batch:
-                self._reported(entry)
+
+    def _give_up_reports(self, error: JobwireError) -> None:
+        log.warning("worker %s: stopping; %d outcomes not reported (%s): jobs %s", self.id,
+                    len(self._outbox), error, [e.job.id for e in self._outbox])  # fmt: skip
+        for entry in list(self._outbox):
+            entry.dropped = True
+            self._outbox.remove(entry)
+            self._forget(entry)
+        self._outbox_ready.clear()
 
     async def _send(self, batch: list[Entry]) -> None:
-        """One CompleteJobs call; outcomes the broker rejects as invalid are sent alone, then
-        replaced by an error result, then given up (logged). Transient errors propagate."""
-        completions = []
-        for entry in batch:
-            assert entry.report is not None
-            outcome, result = entry.report
-            completions.append((entry.job.id, entry.job.retries, outcome, result))
+        """Report `batch` in one CompleteJobs call; each entry leaves the outbox once the broker
+        answered for it. A refused call is split and each outcome sent alone; a lone refused
+        outcome is replaced by an error result once, then given up. Transient errors propagate,
+        leaving the unsent entries in the outbox."""
+        completions = [entry.completion for entry in batch if entry.completion is not None]
         try:
-            applied = await self._async().complete_jobs(completions)
+            aclient = self._async()
+            applied = await aclient._call(rq.complete_jobs(aclient.namespace, completions))
         except JobwireError as error:
-            if error.code in _TRANSIENT:
+            if transient(error):
                 raise
             if len(batch) > 1:
+                log.info("worker %s: %d outcomes refused together (%s); sending each alone",
+                         self.id, len(batch), error)  # fmt: skip
                 for entry in batch:
                     await self._send([entry])
                 return
             entry = batch[0]
             if entry.fallback:
-                log.error("job %d: outcome rejected (%s); given up", entry.job.id, error)
+                log.warning("job %d: the broker refused its outcome (%s); given up", entry.job.id,
+                            error)  # fmt: skip
+                self._sent(entry)
                 return
             entry.fallback = True
-            entry.report = ("failed", {"error": f"the broker rejected the result: {error}"})
+            refused = f"the broker refused the result: {error.code.name}: {error.reason}"
+            self._set_outcome(entry, "failed", {"error": refused})
             await self._send([entry])
             return
         for entry, done in zip(batch, applied, strict=False):
             if not done:
-                log.debug("job %d: outcome not applied (no longer active)", entry.job.id)
+                log.warning("job %d: outcome refused by the broker: the job is no longer active "
+                            "under this attempt (retries %d, lease %d): it was retried, failed "
+                            "by repair, or its lease was lost", entry.job.id, entry.job.retries,
+                            entry.job.lease)  # fmt: skip
+            self._sent(entry)
+
+    def _sent(self, entry: Entry) -> None:
+        with contextlib.suppress(ValueError):
+            self._outbox.remove(entry)
+        if not entry.dropped:
+            self._reported(entry)
 
     # --- giving jobs back on stop -----------------------------------------------------------
 
     async def _hand_back_waiting(self) -> None:
         """Jobs delivered but never started go back to inactive for another worker."""
         for entry in [e for e in self._entries.values() if e.state == "waiting"]:
-            await self._give_back(entry.job.id, entry.job.retries)
+            await self._give_back(entry.job)
             self._entries.pop(entry.key, None)
 
     async def _hand_back_orphans(self) -> None:
         """Jobs the broker made active under us that never arrived (written to a stream that
-        was closing) go back to inactive, so they neither wait for repair nor fail."""
+        was closing) go back to inactive, so they neither wait for repair nor fail. Jobs whose
+        thread is still running after a forced stop are not ours to give back."""
         assert self.id is not None
         try:
             workers = await self._async().list_workers(ids=[self.id])
@@ -897,17 +1046,69 @@ class Worker:
             return
         for worker in workers:
             for job_id in worker.jobs:
+                if job_id in self._unstoppable:
+                    continue
                 try:
                     info = await self._async().job_info(job_id)
                 except JobwireError as error:
                     log.warning("job %d: cannot read it on stop: %s", job_id, error)
                     continue
                 if info is not None and info.state == "active" and info.worker == self.id:
-                    await self._give_back(job_id, info.retries)
+                    await self._give_back_id(job_id, info.retries, None)
 
-    async def _give_back(self, job_id: int, retries: int) -> None:
+    async def _give_back(self, job: DequeuedJob) -> None:
+        await self._give_back_id(job.id, job.retries, job.lease or None)
+
+    async def _give_back_id(self, job_id: int, retries: int, lease: int | None) -> None:
         try:
-            if await self._async().retry_job(job_id, retries):
+            if await self._async().retry_job(job_id, retries, lease=lease):
                 log.info("worker %s: job %d given back (not started)", self.id, job_id)
         except JobwireError as error:
             log.warning("job %d: cannot give it back: %s", job_id, error)
+
+
+def _in_thread(name: str, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """`fn(*args)` in a new daemon thread, as a future of the running loop.
+
+    Daemon threads, unlike a thread pool's, never hold the process at exit: a thread task that
+    ignores `job.killed` cannot keep a worker that was told to stop from exiting.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def main() -> None:
+        try:
+            outcome: tuple[Any, BaseException | None] = (fn(*args), None)
+        except BaseException as error:
+            outcome = (None, error)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=main, name=name, daemon=True).start()
+    return future
+
+
+def _size(entry: Entry) -> int:
+    """Bytes the entry's completion takes in a CompleteJobs request (field tag and length)."""
+    assert entry.completion is not None
+    return entry.completion.ByteSize() + 6
+
+
+def _batch(outbox: list[Entry]) -> list[Entry]:
+    """The oldest outcomes that fit one CompleteJobs request (at least one)."""
+    batch: list[Entry] = []
+    size = 0
+    for entry in outbox:
+        size += _size(entry)
+        if batch and (size > MAX_REPORT_BYTES or len(batch) >= MAX_REPORT_COUNT):
+            break
+        batch.append(entry)
+    return batch

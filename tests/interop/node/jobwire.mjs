@@ -4,6 +4,8 @@
 //   node jobwire.mjs enqueue-and-wait TARGET NAMESPACE N   enqueue add(i, i) for i < N, await results
 //   node jobwire.mjs bad-enqueue      TARGET NAMESPACE     enqueue with an empty task
 //   node jobwire.mjs worker           TARGET NAMESPACE     run a Worker ("add", "boom") until SIGTERM
+//   node jobwire.mjs sleeper          TARGET NAMESPACE N   run a Worker of concurrency N ("sleep")
+//                                                          until SIGINT/SIGTERM (the SDK's handlers)
 import { Client, JobwireError, Worker } from "../../../sdk/node/dist/index.js";
 
 const [command, target, namespace, ...rest] = process.argv.slice(2);
@@ -56,6 +58,22 @@ try {
     process.on("SIGTERM", () => void worker.stop());
     const running = worker.run();
     // Tell the test the worker is registered and subscribed (its id is known once registered).
+    while (worker.id === null) await new Promise((r) => setTimeout(r, 10));
+    process.stderr.write(`worker ${worker.id} running\n`);
+    await running;
+    print({ worker: worker.id, stopped: true, running: worker.running });
+  } else if (command === "sleeper") {
+    const worker = new Worker(client, { concurrency: Number(rest[0]), heartbeatInterval: 500 });
+    // Sleeps `ms` (cut short when the job is taken away) and says which attempt it was.
+    worker.task("sleep", async (job, ms) => {
+      process.stderr.write(`started ${job.id} ${job.retries}\n`);
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        job.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()));
+      });
+      return `attempt ${job.retries}`;
+    });
+    const running = worker.run();
     while (worker.id === null) await new Promise((r) => setTimeout(r, 10));
     process.stderr.write(`worker ${worker.id} running\n`);
     await running;
