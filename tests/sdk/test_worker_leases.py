@@ -203,8 +203,8 @@ def test_heartbeats_list_the_jobs_held_and_completions_carry_their_lease(
     assert done(client, job_id).result == "done"
     [request] = [r for r in recorder.sent("CompleteJobs") if r.completions[0].id == job_id]
     completion: job_service_pb2.Completion = request.completions[0]
-    # The lease the broker handed out comes back (no lease from a broker without leases).
-    assert completion.HasField("lease") == bool(leases[job_id])
+    # The lease the broker handed out comes back.
+    assert leases[job_id] > 0 and completion.HasField("lease")
     assert completion.lease == leases[job_id]
     worker.stop()
     wait_for(lambda: not worker.ready.is_set())
@@ -244,6 +244,55 @@ def test_a_job_retried_while_running_runs_again_and_the_stale_outcome_is_refused
     attempts[1].set()
     info = done(client, job_id)
     assert (info.state, info.result, info.retries) == ("finished", "attempt 1", 1)
+
+
+def test_a_lost_lease_stops_the_job_and_reports_nothing(
+    client: Client, namespace: str, runner: Runner
+) -> None:
+    """The broker handed the attempt elsewhere (here: an admin retry and another worker took
+    it). The next heartbeat lists it, the broker answers it lost, and the worker stops it."""
+    worker = runner.worker(concurrency=1, heartbeat_interval=0.1)
+    killed, started = threading.Event(), threading.Event()
+
+    @worker.task("long")
+    def long(job: Job) -> str:
+        started.set()
+        if job.killed.wait(10):
+            killed.set()
+        return "late"
+
+    runner.start(worker)
+    job_id = client.enqueue("long", queue="solo")
+    assert not started.wait(0.2)  # the worker takes queue "default" only
+    other = client.register_worker()
+    client.retry_job(job_id, 0, queue="default")
+    assert started.wait(10)
+    assert client.retry_job(job_id, 1, queue="solo")  # taken away while it runs
+    taken = client.dequeue(other, queues=["solo"])
+    assert taken is not None and taken.id == job_id
+    assert killed.wait(10)
+    time.sleep(0.3)
+    info = client.job_info(job_id)
+    assert info is not None and (info.state, info.worker, info.result) == ("active", other, None)
+
+
+def test_a_worker_recreated_after_repair_subscribes_again(
+    client: Client, namespace: str, runner: Runner
+) -> None:
+    """Repair removed the live worker (its heartbeats stopped for a while); its next heartbeat
+    re-creates it, the broker ends its old stream, and it keeps taking jobs."""
+    worker = runner.worker(concurrency=1, heartbeat_interval=0.1)
+
+    @worker.task("echo")
+    def echo(job: Job, value: int) -> int:
+        return value
+
+    runner.start(worker)
+    assert worker.id is not None
+    assert done(client, client.enqueue("echo", [1])).result == 1
+    client.unregister_worker(worker.id)  # what repair does to a missing worker
+    wait_for(lambda: client.list_workers(ids=[worker.id]).total == 1)
+    assert done(client, client.enqueue("echo", [2])).result == 2
 
 
 # --- stopping as a real process -------------------------------------------------------------
