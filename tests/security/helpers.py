@@ -205,3 +205,9 @@ def tls_channel(target: str, pki: Pki, client: tuple[Path, Path] | None = None) 
     cert, key = (None, None) if client is None else (client[0].read_bytes(), client[1].read_bytes())
     credentials = grpc.ssl_channel_credentials(pki.ca.read_bytes(), key, cert)
     return grpc.secure_channel(target, credentials)
+
+
+def proc_note_and_sum(job: Any, a: int, b: int) -> dict[str, int]:
+    """A process-executor task: its job handle notes the job over the worker's token and TLS."""
+    assert job.note(from_process=os.getpid())
+    return {"sum": a + b, "pid": os.getpid()}
