@@ -50,7 +50,7 @@ def run_worker(worker: Worker) -> threading.Thread:
 
 @pytest.mark.parametrize("mode", ["stream", "poll"])
 def test_worker_runs_thread_and_process_tasks(
-    guarded: tuple[Any, dict[str, Any]], namespace: str, mode: str
+    guarded: tuple[Any, dict[str, Any]], namespace: str, mode: Any
 ) -> None:
     broker, options = guarded
     producer = Client(broker.target, namespace=namespace, token=PRODUCER, **options)
