@@ -92,10 +92,12 @@ class Broker:
             s.listen,
             tokens=s.auth_file is not None,
             client_certificates=s.tls_client_ca is not None,
-            allow_insecure=s.allow_insecure,
+            allow_insecure=False,
         )
-        if problem is not None:
+        if problem is not None and not s.allow_insecure:
             raise RuntimeError(problem)
+        if problem is not None:
+            log.warning("serving %s without authentication (JOBWIRE_ALLOW_INSECURE=1)", s.listen)
         if s.auth_file is not None:
             self.authorizer = Authorizer(s.auth_file, s.namespace)
         if s.tls_cert is not None and s.tls_key is not None:

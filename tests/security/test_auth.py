@@ -23,7 +23,7 @@ from jobwire.v1 import (
     schedule_service_pb2,
     worker_service_pb2,
 )
-from tests.security.helpers import SECRETS, bearer, role_tokens, token_file
+from tests.security.helpers import ROOT, SECRETS, bearer, role_tokens, token_file
 
 SERVICE_FILES = [
     job_service_pb2,
@@ -294,3 +294,17 @@ async def test_bad_token_file_at_start_refuses_to_start(tmp_path: Path) -> None:
     settings = Settings(listen="127.0.0.1:0", redis_url="redis://127.0.0.1:1/0", auth_file=path)
     with pytest.raises(ValueError, match="token file"):
         await Broker(settings).start()
+
+
+def test_the_deployment_example_token_file_loads(tmp_path: Path) -> None:
+    example = (ROOT / "deploy" / "secret.example.yaml").read_text()
+    block = example.split("tokens.toml: |\n", 1)[1].split("---", 1)[0]
+    lines = [line.removeprefix("    ") for line in block.splitlines()]
+    path = tmp_path / "tokens.toml"
+    path.write_text("\n".join(lines))
+    table = TokenTable.load(path)
+    assert [sorted(t.roles) for t in table.tokens] == [
+        ["produce", "read"],
+        ["produce", "read", "work"],
+        ["admin"],
+    ]
