@@ -248,8 +248,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 denial = authorize(token, role, request.namespace)
                 if denial is not None:
                     await context.abort(*denial)
-                async for message in inner_stream(request, context):
-                    yield message
+                result = inner_stream(request, context)
+                if hasattr(result, "__aiter__"):
+                    async for message in result:
+                        yield message
+                else:  # a coroutine writing with context.write()
+                    await result
 
             return grpc.unary_stream_rpc_method_handler(
                 stream, handler.request_deserializer, handler.response_serializer
