@@ -209,7 +209,7 @@ SPECS: dict[str, Spec] = {
     ),
     "auth_file": Spec("JOBWIRE_AUTH_FILE", Path, _any, "TOML file of bearer tokens and roles"),
     "allow_insecure": Spec(
-        "JOBWIRE_ALLOW_INSECURE", _parse_bool, _any, "1: listen beyond loopback unauthenticated"
+        "JOBWIRE_ALLOW_INSECURE", _parse_bool, _any, "1: listen beyond loopback with no auth"
     ),
 }
 if list(SPECS) != [f.name for f in dataclasses.fields(Settings)]:  # pragma: no cover
@@ -234,7 +234,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Settings()
     for name, spec in SPECS.items():
         default = getattr(defaults, name)
-        shown = "embedded" if default is None else default
+        shown = "unset" if default is None else default
         help_text = f"{spec.help} [env {spec.env}, default {shown}]"
         group.add_argument(
             spec.flag,

@@ -213,3 +213,19 @@ def test_wildcard_listen_starts_with_tokens_mtls_or_allow_insecure(
     process: BrokerProcess = broker_process({"JOBWIRE_LISTEN": f"0.0.0.0:{free_port()}", **extra})
     process.start()
     process.wait_listening()
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        ({"JOBWIRE_TLS_CERT": "/tls/tls.crt"}, "JOBWIRE_TLS_KEY"),
+        ({"JOBWIRE_TLS_KEY": "/tls/tls.key"}, "JOBWIRE_TLS_CERT"),
+        ({"JOBWIRE_TLS_CLIENT_CA": "/tls/ca.crt"}, "JOBWIRE_TLS_CLIENT_CA"),
+        ({"JOBWIRE_ALLOW_INSECURE": "maybe"}, "JOBWIRE_ALLOW_INSECURE"),
+    ],
+)
+def test_inconsistent_security_settings_name_the_variable(
+    environ: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Settings.from_env(environ)
