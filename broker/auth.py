@@ -216,9 +216,6 @@ class Authorizer:
         return DENIED
 
 
-Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
-
-
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Wraps each RPC's behaviour so the decoded request's namespace can be authorized."""
 
