@@ -45,6 +45,11 @@ class Settings:
     grace_period: float = 10.0
     max_payload_bytes: int = 4 * MIB
     log_level: str = "INFO"
+    tls_cert: Path | None = None  # PEM certificate chain; with tls_key: serve TLS
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # PEM CA bundle; set: clients must present a certificate
+    auth_file: Path | None = None  # TOML token file; set: every RPC needs a bearer token
+    allow_insecure: bool = False  # listen beyond loopback with neither tokens nor mTLS
 
     def __post_init__(self) -> None:
         for name, spec in SPECS.items():
@@ -52,6 +57,10 @@ class Settings:
             problem = spec.check(value) if value is not None else None
             if problem is not None:
                 raise ValueError(f"{label(name)} {problem}, got {value!r}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError(f"{label('tls_cert')} and {label('tls_key')} must be set together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError(f"{label('tls_client_ca')} needs {label('tls_cert')} and tls_key")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +121,15 @@ def _parse_str(raw: str) -> str:
 
 def _parse_upper(raw: str) -> str:
     return raw.upper()
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be 1/true/yes/on or 0/false/no/off")
 
 
 def _positive(value: float) -> str | None:
@@ -216,6 +234,15 @@ SPECS: dict[str, Spec] = {
         "JOBWIRE_MAX_PAYLOAD", _parse_int, _positive, "largest accepted message, bytes"
     ),
     "log_level": Spec("JOBWIRE_LOG_LEVEL", _parse_upper, _log_level, ", ".join(LOG_LEVELS)),
+    "tls_cert": Spec("JOBWIRE_TLS_CERT", Path, _any, "PEM certificate chain; serves TLS"),
+    "tls_key": Spec("JOBWIRE_TLS_KEY", Path, _any, "PEM private key of the certificate"),
+    "tls_client_ca": Spec(
+        "JOBWIRE_TLS_CLIENT_CA", Path, _any, "PEM CA bundle; requires client certificates (mTLS)"
+    ),
+    "auth_file": Spec("JOBWIRE_AUTH_FILE", Path, _any, "TOML file of bearer tokens and roles"),
+    "allow_insecure": Spec(
+        "JOBWIRE_ALLOW_INSECURE", _parse_bool, _any, "1: listen beyond loopback with no auth"
+    ),
 }
 if list(SPECS) != [f.name for f in dataclasses.fields(Settings)]:  # pragma: no cover
     raise RuntimeError("broker.config: SPECS and Settings fields are out of sync")
@@ -239,7 +266,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Settings()
     for name, spec in SPECS.items():
         default = getattr(defaults, name)
-        shown = "embedded" if default is None else default
+        shown = "unset" if default is None else default
         help_text = f"{spec.help} [env {spec.env}, default {shown}]"
         group.add_argument(
             spec.flag,

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from broker.auth import AuthInterceptor, Authorizer, exposure_problem
 from broker.config import Settings
 from broker.dispatch import Dispatcher
 from broker.embedded_redis import EmbeddedRedis
@@ -24,6 +25,7 @@ from broker.services.locks import LockServicer
 from broker.services.schedules import ScheduleServicer
 from broker.services.workers import WorkerServicer
 from broker.store import Store
+from broker.tls import ServerTls, TlsFiles
 from broker.upkeep import Repairer
 from broker.wakeups import Wakeups
 from jobwire.v1 import (
@@ -68,6 +70,8 @@ class Broker:
         self.server: grpc.aio.Server | None = None
         self.components: list[Component] = []
         self.port = 0
+        self.authorizer: Authorizer | None = None
+        self.tls: ServerTls | None = None
 
     async def _connect(self) -> aioredis.Redis:
         url = self.settings.redis_url
@@ -82,7 +86,33 @@ class Broker:
             connection_pool=pool, decode_responses=False, health_check_interval=30
         )
 
+    def _security(self) -> None:
+        """Load the token file and certificates; refuse to serve beyond loopback unguarded."""
+        s = self.settings
+        problem = exposure_problem(
+            s.listen,
+            tokens=s.auth_file is not None,
+            client_certificates=s.tls_client_ca is not None,
+            allow_insecure=False,
+        )
+        if problem is not None and not s.allow_insecure:
+            raise RuntimeError(problem)
+        if problem is not None:
+            log.warning("serving %s without authentication (JOBWIRE_ALLOW_INSECURE=1)", s.listen)
+        if s.auth_file is not None:
+            self.authorizer = Authorizer(s.auth_file, s.namespace)
+        if s.tls_cert is not None and s.tls_key is not None:
+            self.tls = ServerTls(TlsFiles(s.tls_cert, s.tls_key, s.tls_client_ca))
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the token file and the certificates (bad ones keep the current)."""
+        if self.authorizer is not None:
+            self.authorizer.reload()
+        if self.tls is not None:
+            self.tls.reload()
+
     async def start(self) -> int:
+        self._security()
         self.redis = await self._connect()
         store = Store(
             self.redis,
@@ -100,12 +130,13 @@ class Broker:
         self.ctx = ctx
 
         server = grpc.aio.server(
+            interceptors=[] if self.authorizer is None else [AuthInterceptor(self.authorizer)],
             options=[
                 ("grpc.max_receive_message_length", self.settings.max_payload_bytes * 2 + 65536),
                 ("grpc.max_send_message_length", -1),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ]
+            ],
         )
         job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(ctx), server)
         worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(ctx), server)
@@ -123,7 +154,11 @@ class Broker:
             ],
             server,
         )
-        self.port = server.add_insecure_port(self.settings.listen)
+        listen = self.settings.listen
+        if self.tls is None:
+            self.port = server.add_insecure_port(listen)
+        else:
+            self.port = server.add_secure_port(listen, self.tls.credentials())
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {self.settings.listen}")
         self.components = [wakeups, health, self.dispatcher, *self._upkeep(ctx)]
@@ -187,6 +222,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, broker.reload)
     await stop.wait()
     log.info("shutting down (grace %.1fs)", settings.grace_period)
     await broker.stop()

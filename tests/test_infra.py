@@ -66,6 +66,11 @@ def test_every_variable_is_parsed() -> None:
         "JOBWIRE_GRACE_PERIOD": "0",
         "JOBWIRE_MAX_PAYLOAD": "1048576",
         "JOBWIRE_LOG_LEVEL": "debug",
+        "JOBWIRE_TLS_CERT": "/tls/tls.crt",
+        "JOBWIRE_TLS_KEY": "/tls/tls.key",
+        "JOBWIRE_TLS_CLIENT_CA": "/tls/ca.crt",
+        "JOBWIRE_AUTH_FILE": "/auth/tokens.toml",
+        "JOBWIRE_ALLOW_INSECURE": "yes",
         "UNRELATED": "ignored",
     }
     assert {spec.env for spec in SPECS.values()} == set(env) - {"UNRELATED"}
@@ -88,6 +93,11 @@ def test_every_variable_is_parsed() -> None:
         grace_period=0.0,
         max_payload_bytes=1048576,
         log_level="DEBUG",
+        tls_cert=Path("/tls/tls.crt"),
+        tls_key=Path("/tls/tls.key"),
+        tls_client_ca=Path("/tls/ca.crt"),
+        auth_file=Path("/auth/tokens.toml"),
+        allow_insecure=True,
     )
 
 

@@ -288,10 +288,11 @@ def test_a_worker_recreated_after_repair_subscribes_again(
         return value
 
     runner.start(worker)
-    assert worker.id is not None
+    wid = worker.id
+    assert wid is not None
     assert done(client, client.enqueue("echo", [1])).result == 1
-    client.unregister_worker(worker.id)  # what repair does to a missing worker
-    wait_for(lambda: client.list_workers(ids=[worker.id]).total == 1)
+    client.unregister_worker(wid)  # what repair does to a missing worker
+    wait_for(lambda: client.list_workers(ids=[wid]).total == 1)
     assert done(client, client.enqueue("echo", [2])).result == 2
 
 

@@ -3,7 +3,12 @@ import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
-import { createClient, type CallOptions, type Client as RpcClient } from "@connectrpc/connect";
+import {
+  createClient,
+  type CallOptions,
+  type Client as RpcClient,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
 import { create } from "@bufbuild/protobuf";
 import { AdminService } from "./gen/jobwire/v1/admin_service_pb.js";
@@ -41,6 +46,21 @@ export interface ClientOptions {
   namespace?: string;
   /** Deadline of each unary call in milliseconds; default 30000. Streams have none. */
   timeoutMs?: number;
+  /** Bearer token sent as `authorization: Bearer <token>` with every call (and stream). */
+  token?: string;
+  /**
+   * TLS (also implied by an "https://" target). PEM contents, not paths: `ca` to trust (default:
+   * Node's roots), `cert` and `key` as the client certificate for mTLS, and `serverName` when the
+   * name in the broker's certificate differs from the target's host.
+   */
+  tls?: TlsOptions;
+}
+
+export interface TlsOptions {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  serverName?: string;
 }
 
 export interface DequeueOptions {
@@ -80,6 +100,14 @@ export interface RetryJobOptions {
 
 const DONE: ReadonlySet<string> = new Set(["finished", "failed"]);
 
+/** Adds `authorization: Bearer <token>` to every request. */
+function bearer(token: string): Interceptor {
+  return (next) => async (request) => {
+    request.header.set("authorization", `Bearer ${token}`);
+    return next(request);
+  };
+}
+
 export class Client {
   readonly namespace: string;
   readonly target: string;
@@ -92,16 +120,27 @@ export class Client {
   private readonly timeoutMs: number;
   private readonly sessions: Http2SessionManager;
 
-  constructor({ target, namespace = "", timeoutMs = 30_000 }: ClientOptions) {
+  constructor({ target, namespace = "", timeoutMs = 30_000, token, tls }: ClientOptions) {
     this.target = target;
     this.namespace = namespace;
     this.timeoutMs = timeoutMs;
-    const baseUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : `http://${target}`;
+    const scheme = tls === undefined ? "http" : "https";
+    const baseUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : `${scheme}://${target}`;
+    const secure =
+      tls === undefined
+        ? {}
+        : { ca: tls.ca, cert: tls.cert, key: tls.key, servername: tls.serverName };
     // Pings keep idle worker streams alive through proxies and detect dead connections.
-    this.sessions = new Http2SessionManager(baseUrl, { pingIntervalMs: 30_000, pingTimeoutMs: 10_000 });
+    this.sessions = new Http2SessionManager(
+      baseUrl,
+      { pingIntervalMs: 30_000, pingTimeoutMs: 10_000 },
+      secure,
+    );
+    const interceptors: Interceptor[] = token === undefined ? [] : [bearer(token)];
     const transport = createGrpcTransport({
       baseUrl,
       sessionManager: this.sessions,
+      interceptors,
       readMaxBytes: MAX_RECEIVE_BYTES,
     });
     this.rpc = {

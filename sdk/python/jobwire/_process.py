@@ -11,6 +11,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Literal
 
+from jobwire._channel import ChannelSettings
 from jobwire._job import CALL_TIMEOUT, Job, Outcome, error_result
 from jobwire.client import Client
 from jobwire.types import DequeuedJob
@@ -25,10 +26,13 @@ def new_process(
     mp_context: Literal["forkserver", "spawn"],
     fn: Callable[..., Any],
     job: DequeuedJob,
-    target: str,
+    settings: ChannelSettings,
     namespace: str,
 ) -> tuple[BaseProcess, Connection, Connection]:
-    """An unstarted process running `fn` for `job`, and the (receiver, sender) of its answer."""
+    """An unstarted process running `fn` for `job`, and the (receiver, sender) of its answer.
+
+    The process connects to the broker as `settings` say (the worker's own target, token, TLS).
+    """
     context = (
         multiprocessing.get_context("spawn")
         if mp_context == "spawn"
@@ -37,7 +41,7 @@ def new_process(
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
         target=_process_main,
-        args=(fn, job, target, namespace, sender),
+        args=(fn, job, settings, namespace, sender),
         name=f"jobwire-job-{job.id}",
     )
     return process, receiver, sender
@@ -46,7 +50,7 @@ def new_process(
 def _process_main(
     fn: Callable[..., Any],
     job: DequeuedJob,
-    target: str,
+    settings: ChannelSettings,
     namespace: str,
     sender: Connection,
 ) -> None:
@@ -63,7 +67,8 @@ def _process_main(
 
     def client() -> Client:
         if not clients:
-            clients.append(Client(target, namespace=namespace, timeout=CALL_TIMEOUT))
+            # The worker's token and TLS settings (they travel in the pickled arguments).
+            clients.append(Client.from_settings(settings, namespace, timeout=CALL_TIMEOUT))
         return clients[0]
 
     handle = Job(job, client)

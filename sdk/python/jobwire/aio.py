@@ -8,12 +8,13 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from jobwire import _requests as rq
 from jobwire import batching
+from jobwire._channel import ChannelSettings
 from jobwire.errors import from_rpc_error
 from jobwire.types import (
     DequeuedJob,
@@ -30,6 +31,9 @@ from jobwire.types import (
     WorkerInfo,
 )
 
+if TYPE_CHECKING:
+    from jobwire.client import Client
+
 __all__ = ["AsyncClient"]
 
 T = TypeVar("T")
@@ -40,10 +44,15 @@ class AsyncClient:
 
     The channel is opened on the first call, so a client may be created outside a running loop.
     Every call raises `jobwire.JobwireError` on failure. `timeout` is the per-call deadline in
-    seconds (None: no deadline); a dequeue's `wait` is added to it. Pass `channel` to use a
-    channel you configured (TLS, options); the client then leaves closing it to you.
-    A channel the client opens itself accepts messages up to 64 MiB (the channel option
-    `grpc.max_receive_message_length`); give a channel of your own the same limit.
+    seconds (None: no deadline); a dequeue's `wait` is added to it.
+    `token` is sent as `authorization: Bearer <token>`; TLS is on with `tls=True` (system
+    roots) or any TLS file: `tls_ca` (PEM bundle to trust), `tls_cert`/`tls_key` (client
+    certificate, for mTLS), and `tls_server_name` overrides the name the server's certificate
+    must carry. Unset, they come from JOBWIRE_TOKEN, JOBWIRE_TLS_CA, JOBWIRE_TLS_CLIENT_CERT,
+    JOBWIRE_TLS_CLIENT_KEY and JOBWIRE_TLS_SERVER_NAME. Pass `channel` to use a channel you
+    built yourself; the client then leaves closing it to you, and the clients a Worker makes
+    from this one use the options above, not that channel. Channels the SDK opens accept
+    messages up to 64 MiB (`grpc.max_receive_message_length`); give yours the same limit.
     `coalesce` (default True) sends concurrent enqueue and finish/fail calls together as batch
     RPCs (see `jobwire.batching`); False sends one RPC per call.
     """
@@ -56,8 +65,23 @@ class AsyncClient:
         timeout: float | None = None,
         channel: grpc.aio.Channel | None = None,
         coalesce: bool = True,
+        token: str | None = None,
+        tls: bool = False,
+        tls_ca: str | os.PathLike[str] | None = None,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
+        tls_server_name: str | None = None,
     ) -> None:
         self.target = target
+        self.channel_settings = ChannelSettings.resolve(
+            target,
+            token=token,
+            tls=tls,
+            tls_ca=tls_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_server_name=tls_server_name,
+        )
         self.namespace = rq.namespace(namespace)
         self.timeout = timeout
         self._owns_channel = channel is None
@@ -72,11 +96,35 @@ class AsyncClient:
 
     @classmethod
     def from_env(cls, *, timeout: float | None = None) -> AsyncClient:
-        """A client for `JOBWIRE_TARGET` and `JOBWIRE_NAMESPACE` (defaults when unset)."""
+        """A client for `JOBWIRE_TARGET` and `JOBWIRE_NAMESPACE` (defaults when unset), with the
+        token and TLS settings of the environment."""
         return cls(
             os.environ.get("JOBWIRE_TARGET") or rq.DEFAULT_TARGET,
             namespace=os.environ.get("JOBWIRE_NAMESPACE") or rq.DEFAULT_NAMESPACE,
             timeout=timeout,
+        )
+
+    def sync_client(self, *, timeout: float | None = None) -> Client:
+        """A blocking Client of the same broker and namespace, with the same token and TLS."""
+        from jobwire.client import Client
+
+        return Client.from_settings(self.channel_settings, self.namespace, timeout=timeout)
+
+    @classmethod
+    def from_settings(
+        cls, settings: ChannelSettings, namespace: str, *, timeout: float | None = None
+    ) -> AsyncClient:
+        """A client connecting as `settings` say (see `channel_settings`)."""
+        return cls(
+            settings.target,
+            namespace=namespace,
+            timeout=timeout,
+            token=settings.token,
+            tls=settings.tls,
+            tls_ca=settings.tls_ca,
+            tls_cert=settings.tls_cert,
+            tls_key=settings.tls_key,
+            tls_server_name=settings.tls_server_name,
         )
 
     async def close(self) -> None:
@@ -103,7 +151,7 @@ class AsyncClient:
         if call.request is None:
             return call.parse(None)
         if self._stubs is None:  # first call: open the channel in the running loop
-            self._channel = grpc.aio.insecure_channel(self.target, options=rq.CHANNEL_OPTIONS)
+            self._channel = self.channel_settings.aio_channel()
             self._stubs = rq.Stubs(self._channel)
         method = self._stubs.method(call)
         try:

@@ -141,9 +141,8 @@ class Worker:
     """Performs jobs of the registered tasks; Minion's worker with jobs pushed by the broker.
 
     `client` is a `Client` or an `AsyncClient`. The runtime is asyncio: given a `Client`, it opens
-    its own AsyncClient (an insecure channel to the same target and namespace); given an
-    `AsyncClient`, it uses it (pass one to configure TLS) and opens a blocking `Client` to the
-    same target for thread tasks' job handles.
+    its own AsyncClient (same target, namespace, token and TLS); given an `AsyncClient`, it uses
+    it and opens a blocking `Client` like it for thread tasks' job handles.
 
     `mode="stream"` subscribes and has jobs and commands pushed; `mode="poll"` long-polls
     `Dequeue` (`poll_wait` seconds) and reads the inbox between polls. `spare` extra slots take
@@ -485,8 +484,7 @@ class Worker:
         if isinstance(self.client, AsyncClient):
             return self.client, False
         timeout = self.client.timeout if self.client.timeout is not None else CALL_TIMEOUT
-        return AsyncClient(self.client.target, namespace=self.client.namespace,
-                           timeout=timeout), True  # fmt: skip
+        return self.client.async_client(timeout=timeout), True
 
     def _async(self) -> AsyncClient:
         assert self._aclient is not None
@@ -498,9 +496,7 @@ class Worker:
             return self.client
         with self._sync_lock:
             if self._sync is None:
-                self._sync = Client(
-                    self.client.target, namespace=self.client.namespace, timeout=CALL_TIMEOUT
-                )
+                self._sync = self.client.sync_client(timeout=CALL_TIMEOUT)
             return self._sync
 
     def _subscribe_stub(self) -> worker_service_pb2_grpc.WorkerServiceStub:
@@ -834,7 +830,7 @@ class Worker:
         """Run the task in a new process; wait for its answer and its exit in a thread."""
         aclient = self._async()
         process, receiver, sender = new_process(
-            self.mp_context, fn, entry.job, aclient.target, aclient.namespace
+            self.mp_context, fn, entry.job, aclient.channel_settings, aclient.namespace
         )
         name = f"jobwire-job-{entry.job.id}"
         try:

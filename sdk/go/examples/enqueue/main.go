@@ -2,6 +2,12 @@
 // (polling GetJob) and prints the job as one JSON line: {"id":..,"state":..,"result":..}.
 //
 //	enqueue -target 127.0.0.1:50051 -task add -args '[2, 3]'
+//	enqueue -target jobwire.example:50051 -tls-ca ca.crt -token "$JOBWIRE_TOKEN" -task add
+//
+// -token (default $JOBWIRE_TOKEN) is sent as "authorization: Bearer <token>" per-RPC
+// credentials. -tls-ca (default $JOBWIRE_TLS_CA) turns TLS on, trusting that PEM bundle;
+// -tls-cert and -tls-key present a client certificate (mTLS); -tls (no CA) trusts the system's
+// roots. Without TLS the token still goes out, for a service mesh whose sidecars encrypt.
 //
 // A failed call prints its gRPC status code, and for INVALID_ARGUMENT the offending field
 // (from the google.rpc.BadRequest detail), on stderr and exits with status 1.
@@ -9,6 +15,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,6 +27,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -33,15 +42,78 @@ func main() {
 	argsJSON := flag.String("args", "[]", "task arguments as a JSON array")
 	timeout := flag.Duration("timeout", 30*time.Second, "how long to wait for the result")
 	interval := flag.Duration("interval", 100*time.Millisecond, "how often to poll GetJob")
+	var sec security
+	flag.StringVar(&sec.token, "token", os.Getenv("JOBWIRE_TOKEN"), "bearer token (env JOBWIRE_TOKEN)")
+	flag.BoolVar(&sec.tls, "tls", false, "use TLS with the system's roots")
+	flag.StringVar(&sec.ca, "tls-ca", os.Getenv("JOBWIRE_TLS_CA"), "use TLS, trusting this PEM CA bundle (env JOBWIRE_TLS_CA)")
+	flag.StringVar(&sec.cert, "tls-cert", "", "client certificate (PEM) for mTLS")
+	flag.StringVar(&sec.key, "tls-key", "", "client certificate's key (PEM)")
+	flag.StringVar(&sec.serverName, "tls-server-name", "", "name the broker's certificate must carry")
 	flag.Parse()
 
-	if err := run(*target, *namespace, *task, *argsJSON, *timeout, *interval); err != nil {
+	opts, err := sec.dialOptions()
+	if err == nil {
+		err = run(*target, *namespace, *task, *argsJSON, *timeout, *interval, opts)
+	}
+	if err != nil {
 		report(err)
 		os.Exit(1)
 	}
 }
 
-func run(target, namespace, task, argsJSON string, timeout, interval time.Duration) error {
+// security holds the token and TLS flags.
+type security struct {
+	token, ca, cert, key, serverName string
+	tls                              bool
+}
+
+// dialOptions turns the flags into transport credentials and per-RPC bearer credentials.
+func (s security) dialOptions() ([]grpc.DialOption, error) {
+	secure := s.tls || s.ca != "" || s.cert != ""
+	var opts []grpc.DialOption
+	if secure {
+		config := &tls.Config{ServerName: s.serverName, MinVersion: tls.VersionTLS12}
+		if s.ca != "" {
+			pem, err := os.ReadFile(s.ca)
+			if err != nil {
+				return nil, err
+			}
+			config.RootCAs = x509.NewCertPool()
+			if !config.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("-tls-ca %s: no PEM certificate", s.ca)
+			}
+		}
+		if s.cert != "" || s.key != "" {
+			pair, err := tls.LoadX509KeyPair(s.cert, s.key)
+			if err != nil {
+				return nil, fmt.Errorf("-tls-cert/-tls-key: %w", err)
+			}
+			config.Certificates = []tls.Certificate{pair}
+		}
+		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(config)))
+	} else {
+		opts = append(opts, grpc.WithInsecure())
+	}
+	if s.token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer{s.token, secure}))
+	}
+	return opts, nil
+}
+
+// bearer is per-RPC credentials sending "authorization: Bearer <token>".
+type bearer struct {
+	token  string
+	secure bool
+}
+
+func (b bearer) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.token}, nil
+}
+
+// RequireTransportSecurity is false only when TLS is off (a mesh sidecar encrypts instead).
+func (b bearer) RequireTransportSecurity() bool { return b.secure }
+
+func run(target, namespace, task, argsJSON string, timeout, interval time.Duration, opts []grpc.DialOption) error {
 	var raw []interface{}
 	if err := json.Unmarshal([]byte(argsJSON), &raw); err != nil {
 		return fmt.Errorf("-args must be a JSON array: %w", err)
@@ -53,7 +125,7 @@ func run(target, namespace, task, argsJSON string, timeout, interval time.Durati
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	conn, err := grpc.DialContext(ctx, target, grpc.WithInsecure())
+	conn, err := grpc.DialContext(ctx, target, opts...)
 	if err != nil {
 		return err
 	}

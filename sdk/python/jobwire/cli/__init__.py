@@ -1,6 +1,7 @@
 """The `jobwire` command: Minion's `minion job` / `minion worker` / `minion schedule` for a broker.
 
     jobwire broker [flags]                          serve (`python -m broker`)
+    jobwire health                                  exit 0 if the broker is SERVING (probes)
     jobwire worker [run] -m MODULE[:ATTR] [-q Q] [-j N] [--mode stream|poll]
     jobwire worker list [ID]
     jobwire job [list] [-q Q] [-t TASK] [-S STATE] [-n JSON] [-l N] [-o N] [--before ID]
@@ -12,7 +13,9 @@
 
 Minion's own flags also work as the first option of a command (`jobwire job -e add -a '[2,3]'`,
 `jobwire job 23`, `jobwire job -s`, `jobwire schedule -P nightly`). Every command takes
-`--target` (JOBWIRE_TARGET), `--namespace` (JOBWIRE_NAMESPACE), `--timeout` and `--json`.
+`--target` (JOBWIRE_TARGET), `--namespace` (JOBWIRE_NAMESPACE), `--timeout`, `--json`, and
+`--token` (JOBWIRE_TOKEN), `--tls-ca` (JOBWIRE_TLS_CA), `--tls-cert`/`--tls-key` (a client
+certificate for mTLS) and `--tls-server-name`. `jobwire health` exits 0 when the broker serves.
 Expected failures print one line (`jobwire: Job does not exist.`) and exit 1; usage errors exit 2.
 """
 
@@ -25,7 +28,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from jobwire.cli import _args, jobs, locks, schedules, workers
+from jobwire.cli import _args, health, jobs, locks, schedules, workers
 from jobwire.cli._output import CliError, Output
 from jobwire.client import Client
 from jobwire.errors import JobwireError
@@ -37,7 +40,9 @@ DEFAULT_NAMESPACE = "default"
 DEFAULT_TIMEOUT = 30.0
 
 # Connection options that take a value, and those that do not (see `_args.connection_options`).
-_GLOBAL_VALUES = frozenset({"--target", "--namespace", "--timeout"})
+_GLOBAL_VALUES = frozenset(
+    {"--target", "--namespace", "--timeout", *(flag for flag, _, _ in _args.SECURITY_OPTIONS)}
+)
 _GLOBAL_FLAGS = frozenset({"--json"})
 _HELP = frozenset({"-h", "--help"})
 
@@ -59,8 +64,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     timeout = getattr(args, "timeout", getattr(args, "default_timeout", DEFAULT_TIMEOUT))
     try:
-        with Client(target, namespace=namespace, timeout=timeout) as client:
+        with Client(
+            target,
+            namespace=namespace,
+            timeout=timeout,
+            token=getattr(args, "token", None),
+            tls_ca=getattr(args, "tls_ca", None),
+            tls_cert=getattr(args, "tls_cert", None),
+            tls_key=getattr(args, "tls_key", None),
+            tls_server_name=getattr(args, "tls_server_name", None),
+        ) as client:
             return int(args.run(client, args, out))
+    except ValueError as error:  # e.g. a client certificate without its key
+        return _fail(str(error))
     except CliError as error:
         return _fail(str(error))
     except JobwireError as error:
@@ -87,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         "broker", add_help=False, help="run a broker (`jobwire broker --help` for its flags)"
     )
     broker.add_argument("flags", nargs=argparse.REMAINDER)
+    health.add_parser(commands, common)
     workers.add_parser(commands, common)
     jobs.add_parser(commands, common)
     locks.add_parser(commands, common)

@@ -64,8 +64,18 @@ def _json(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"invalid JSON {text!r}: {error}") from None
 
 
+# Token and TLS flags: (flag, environment variable the client falls back to, help).
+SECURITY_OPTIONS = (
+    ("--token", "JOBWIRE_TOKEN", "bearer token sent with every call"),
+    ("--tls-ca", "JOBWIRE_TLS_CA", "use TLS, trusting this PEM CA bundle"),
+    ("--tls-cert", "JOBWIRE_TLS_CLIENT_CERT", "use mTLS with this PEM client certificate"),
+    ("--tls-key", "JOBWIRE_TLS_CLIENT_KEY", "the client certificate's PEM key"),
+    ("--tls-server-name", "JOBWIRE_TLS_SERVER_NAME", "name the server certificate must carry"),
+)
+
+
 def connection_options(parser: argparse.ArgumentParser) -> None:
-    """`--target --namespace --timeout --json`, accepted before or after any subcommand.
+    """`--target --namespace --timeout --token --tls-* --json`, before or after any subcommand.
 
     Defaults are SUPPRESSed so a subcommand never overwrites what was given before it; `main`
     fills in the environment and the defaults.
@@ -90,6 +100,13 @@ def connection_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="deadline of each broker call (default 30)",
     )
+    for flag, variable, help_text in SECURITY_OPTIONS:
+        group.add_argument(
+            flag,
+            default=argparse.SUPPRESS,
+            metavar=variable.removeprefix("JOBWIRE_"),
+            help=f"{help_text} (env {variable})",
+        )
     group.add_argument(
         "--json",
         action="store_true",
