@@ -119,7 +119,7 @@ def _non_negative(value: float) -> str | None:
 
 
 def _namespace(value: str) -> str | None:
-    return None if _NAMESPACE_RE.match(value) else "must match ^[A-Za-z0-9_.-]{1,64}$"
+    return None if _NAMESPACE_RE.fullmatch(value) else "must match ^[A-Za-z0-9_.-]{1,64}$"
 
 
 def _non_empty(value: str) -> str | None:

@@ -8,19 +8,13 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from broker import convert, validate, values, wire
-from broker.errors import InvalidArgument, rpc, stream_rpc
+from broker import convert, limits, validate, values, wire
+from broker.errors import rpc, stream_rpc
 from broker.services import streams
 from broker.services.context import ServiceContext
 from broker.store import WorkerRow
 from jobwire.v1 import worker_pb2, worker_service_pb2_grpc
 from jobwire.v1 import worker_service_pb2 as pb
-
-
-def worker_id(value: int, field: str = "id") -> int:
-    if value <= 0:
-        raise InvalidArgument(field, "must be a worker id (at least 1)")
-    return value
 
 
 def worker_message(row: WorkerRow) -> worker_pb2.Worker:
@@ -46,12 +40,13 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self, request: pb.RegisterWorkerRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterWorkerResponse:
         namespace = self.ctx.namespace(request.namespace)
-        wid = worker_id(request.id) if request.HasField("id") else None
-        if len(request.host) > validate.MAX_NAME:
-            raise InvalidArgument("host", f"must be at most {validate.MAX_NAME} characters")
-        status = self.ctx.payload.text(values.from_value(request.status), "status")
+        wid = validate.optional_ident(request, "id")
+        host = validate.text(request.host, "host")
+        status = self.ctx.payload.text(
+            values.from_value(request.status), "status", limits.MAX_STATUS_BYTES
+        )
         new_id = await self.store.register_worker(
-            namespace, wid, host=request.host, pid=request.pid, status=status
+            namespace, wid, host=host, pid=request.pid, status=status
         )
         return pb.RegisterWorkerResponse(id=new_id)
 
@@ -60,7 +55,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self, request: pb.UnregisterWorkerRequest, context: grpc.aio.ServicerContext
     ) -> pb.UnregisterWorkerResponse:
         namespace = self.ctx.namespace(request.namespace)
-        await self.store.unregister_worker(namespace, worker_id(request.id))
+        await self.store.unregister_worker(namespace, validate.ident(request.id))
         return pb.UnregisterWorkerResponse()
 
     @rpc
@@ -75,8 +70,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             namespace,
             offset,
             limit,
-            before=request.before if request.HasField("before") else None,
-            ids=list(request.ids),
+            before=validate.optional_ident(request, "before"),
+            ids=validate.idents(request.ids, "ids"),
         )
         return pb.ListWorkersResponse(workers=[worker_message(r) for r in rows], total=total)
 
@@ -87,8 +82,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         """Unknown ids are skipped, as Minion does: `delivered` is false when none was reached."""
         namespace = self.ctx.namespace(request.namespace)
         command = validate.name(request.command, "command")
-        args = self.ctx.payload.list(request.args, "args")
-        delivered = await self.store.broadcast(namespace, command, args, list(request.ids))
+        args = self.ctx.payload.list(request.args, "args", limits.MAX_COMMAND_BYTES)
+        ids = validate.idents(request.ids, "ids")
+        delivered = await self.store.broadcast(namespace, command, args, ids)
         return pb.BroadcastResponse(delivered=delivered)
 
     @rpc
@@ -96,7 +92,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self, request: pb.ReceiveRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReceiveResponse:
         namespace = self.ctx.namespace(request.namespace)
-        commands = await self.store.receive(namespace, worker_id(request.worker_id, "worker_id"))
+        commands = await self.store.receive(
+            namespace, validate.ident(request.worker_id, "worker_id")
+        )
         return pb.ReceiveResponse(commands=[convert.list_value(c) for c in commands])
 
     @stream_rpc
