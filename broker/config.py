@@ -41,6 +41,11 @@ class Settings:
     grace_period: float = 10.0
     max_payload_bytes: int = 4 * MIB
     log_level: str = "INFO"
+    max_namespaces: int = 10_000  # a write registering one more answers RESOURCE_EXHAUSTED
+    max_concurrent_rpcs: int = 10_000  # calls in progress (streams too) before RESOURCE_EXHAUSTED
+    max_streams: int = 5000  # open Subscribe streams on this replica
+    ping_interval: float = 60.0  # HTTP/2 keepalive pings to each client connection
+    ping_timeout: float = 20.0  # a connection whose ping is not answered by then is closed
 
     def __post_init__(self) -> None:
         for name, spec in SPECS.items():
@@ -184,6 +189,21 @@ SPECS: dict[str, Spec] = {
         "JOBWIRE_MAX_PAYLOAD", _parse_int, _positive, "largest accepted message, bytes"
     ),
     "log_level": Spec("JOBWIRE_LOG_LEVEL", _parse_upper, _log_level, ", ".join(LOG_LEVELS)),
+    "max_namespaces": Spec(
+        "JOBWIRE_MAX_NAMESPACES", _parse_int, _positive, "most namespaces writes may register"
+    ),
+    "max_concurrent_rpcs": Spec(
+        "JOBWIRE_MAX_CONCURRENT_RPCS", _parse_int, _positive, "most calls in progress at once"
+    ),
+    "max_streams": Spec(
+        "JOBWIRE_MAX_STREAMS", _parse_int, _positive, "most open Subscribe streams per replica"
+    ),
+    "ping_interval": Spec(
+        "JOBWIRE_PING_INTERVAL", _parse_float, _positive, "seconds between HTTP/2 pings"
+    ),
+    "ping_timeout": Spec(
+        "JOBWIRE_PING_TIMEOUT", _parse_float, _positive, "seconds an HTTP/2 ping may go unanswered"
+    ),
 }
 if list(SPECS) != [f.name for f in dataclasses.fields(Settings)]:  # pragma: no cover
     raise RuntimeError("broker.config: SPECS and Settings fields are out of sync")

@@ -32,6 +32,10 @@ class InvalidArgument(Exception):
         self.description = description
 
 
+class ResourceExhausted(Exception):
+    """A bound on shared resources would be exceeded; nothing was changed."""
+
+
 def invalid_argument_status(error: InvalidArgument) -> grpc.Status:
     detail = any_pb2.Any()
     detail.Pack(
@@ -52,6 +56,8 @@ async def abort_for(error: BaseException, context: grpc.aio.ServicerContext) -> 
     """Ends the call with the status that `error` stands for."""
     if isinstance(error, InvalidArgument):
         await context.abort_with_status(invalid_argument_status(error))
+    if isinstance(error, ResourceExhausted):
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
     if isinstance(error, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         log.warning("redis unavailable: %s", error)
         await context.abort(grpc.StatusCode.UNAVAILABLE, "Redis is unavailable; try again")

@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from broker.config import Settings
+from broker.decoding import RejectUndecodable
 from broker.dispatch import Dispatcher
 from broker.embedded_redis import EmbeddedRedis
 from broker.health import HealthReporter
@@ -49,6 +50,17 @@ SERVICE_NAMES = [
 ]
 
 
+def _keepalive_options(settings: Settings) -> list[tuple[str, int]]:
+    """HTTP/2 pings close connections (and their streams) whose peer went away silently; client
+    pings more often than every 10 s without calls are refused, as gRPC's policy allows."""
+    return [
+        ("grpc.keepalive_time_ms", int(settings.ping_interval * 1000)),
+        ("grpc.keepalive_timeout_ms", int(settings.ping_timeout * 1000)),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+
+
 class Component(Protocol):
     """Background work with a lifecycle (repair, schedule dispatch, streams)."""
 
@@ -83,7 +95,7 @@ class Broker:
 
     async def start(self) -> int:
         self.redis = await self._connect()
-        store = Store(self.redis)
+        store = Store(self.redis, max_namespaces=self.settings.max_namespaces)
         wakeups = Wakeups(self.redis)
         await wakeups.start()
         self.dispatcher = Dispatcher(store, wakeups)
@@ -100,15 +112,18 @@ class Broker:
                 ("grpc.max_send_message_length", -1),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ]
+                *_keepalive_options(self.settings),
+            ],
+            maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs,
         )
-        job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(ctx), server)
-        worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(ctx), server)
-        lock_service_pb2_grpc.add_LockServiceServicer_to_server(LockServicer(ctx), server)
+        services: Any = RejectUndecodable(server)  # undecodable requests: INVALID_ARGUMENT
+        job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(ctx), services)
+        worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(ctx), services)
+        lock_service_pb2_grpc.add_LockServiceServicer_to_server(LockServicer(ctx), services)
         schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server(
-            ScheduleServicer(ctx), server
+            ScheduleServicer(ctx), services
         )
-        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(ctx), server)
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(ctx), services)
         health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
         reflection.enable_server_reflection(
             [

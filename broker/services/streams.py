@@ -54,6 +54,11 @@ async def subscribe(
     sub = subscription(request)
     if dispatcher.stopping:
         await context.abort(grpc.StatusCode.UNAVAILABLE, "broker is shutting down; reconnect")
+    if sum(map(len, dispatcher.streams.values())) >= ctx.settings.max_streams:
+        await context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"this replica serves at most {ctx.settings.max_streams} streams; try another",
+        )
     running = validate.idents(request.running, "running")
     stream = await dispatcher.open(namespace, sub, running)
     if stream is None:
