@@ -10,6 +10,9 @@ from __future__ import annotations
 # Ids (jobs, workers, schedules, parents, `before`, id filters) are 1..2^53-1: exact as a
 # JavaScript number and as a Lua number (a double) inside the scripts.
 MAX_ID = 2**53 - 1
+# A worker id chosen by RegisterWorker moves the namespace's id sequence on; chosen ids stop at
+# 2^52 so the sequence keeps 2^52 new ids below MAX_ID whatever a client chooses.
+MAX_CHOSEN_WORKER_ID = 2**52
 
 # Names of tasks, queues, locks, schedules, commands and note keys, and a worker's host: characters.
 MAX_NAME = 256

@@ -63,16 +63,16 @@ def names(items: Iterable[str], field: str, most: int = limits.MAX_FILTER_VALUES
     return [name(v, f"{field}[{i}]") for i, v in enumerate(distinct)]
 
 
-def ident(value: int, field: str = "id") -> int:
+def ident(value: int, field: str = "id", most: int = limits.MAX_ID) -> int:
     """A job, worker or schedule id: 1..MAX_ID (exact in JavaScript and in Lua)."""
-    if not 1 <= value <= limits.MAX_ID:
-        raise InvalidArgument(field, f"must be an id between 1 and {limits.MAX_ID}")
+    if not 1 <= value <= most:
+        raise InvalidArgument(field, f"must be an id between 1 and {most}")
     return value
 
 
-def optional_ident(message: Any, field: str) -> int | None:
+def optional_ident(message: Any, field: str, most: int = limits.MAX_ID) -> int | None:
     """An optional id field: None when unset."""
-    return ident(getattr(message, field), field) if message.HasField(field) else None
+    return ident(getattr(message, field), field, most) if message.HasField(field) else None
 
 
 def idents(items: Iterable[int], field: str, most: int = limits.MAX_IDS) -> list[int]:

@@ -40,7 +40,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self, request: pb.RegisterWorkerRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterWorkerResponse:
         namespace = self.ctx.namespace(request.namespace)
-        wid = validate.optional_ident(request, "id")
+        wid = validate.optional_ident(request, "id", limits.MAX_CHOSEN_WORKER_ID)
         host = validate.text(request.host, "host")
         status = self.ctx.payload.text(
             values.from_value(request.status), "status", limits.MAX_STATUS_BYTES
