@@ -160,6 +160,7 @@ def _scalar(field: descriptor.FieldDescriptor, namespace: str, bad: bool) -> st.
     if field.type == FD.TYPE_BOOL:
         return st.booleans()
     if field.type == FD.TYPE_ENUM:
+        assert field.enum_type is not None
         numbers = [n for n in field.enum_type.values_by_number if n]
         return st.sampled_from([*numbers, 0, -1, 99]) if bad else st.sampled_from(numbers)
     if field.type in (FD.TYPE_INT64, FD.TYPE_SINT64, FD.TYPE_SFIXED64):
@@ -209,7 +210,7 @@ def _message(
     names = [f.name for f in desc.fields]
 
     @st.composite
-    def build(draw: st.DrawFn) -> message.Message:
+    def build(draw: st.DrawFn) -> Any:
         mode = draw(st.sampled_from(["fine", "one", "any"])) if bad else "fine"
         chosen = draw(st.sampled_from(names)) if mode == "one" else None
         out = message_type()
@@ -225,6 +226,7 @@ def _message(
             elif field.message_type is not None:
                 if depth > 1:
                     continue
+                element: st.SearchStrategy[Any]
                 if field.name == "wait":
                     element = WAITS if is_bad else FINE_WAITS
                 else:
