@@ -59,6 +59,11 @@ def test_every_variable_is_parsed() -> None:
         "JOBWIRE_GRACE_PERIOD": "0",
         "JOBWIRE_MAX_PAYLOAD": "1048576",
         "JOBWIRE_LOG_LEVEL": "debug",
+        "JOBWIRE_MAX_NAMESPACES": "50",
+        "JOBWIRE_MAX_CONCURRENT_RPCS": "100",
+        "JOBWIRE_MAX_STREAMS": "10",
+        "JOBWIRE_PING_INTERVAL": "30",
+        "JOBWIRE_PING_TIMEOUT": "5.5",
         "UNRELATED": "ignored",
     }
     assert {spec.env for spec in SPECS.values()} == set(env) - {"UNRELATED"}
@@ -77,6 +82,11 @@ def test_every_variable_is_parsed() -> None:
         grace_period=0.0,
         max_payload_bytes=1048576,
         log_level="DEBUG",
+        max_namespaces=50,
+        max_concurrent_rpcs=100,
+        max_streams=10,
+        ping_interval=30.0,
+        ping_timeout=5.5,
     )
 
 

@@ -616,22 +616,13 @@ def test_concurrent_calls_are_bounded(make_broker: Any, namespace: str) -> None:
             time.sleep(0.05)
 
 
-def test_load_settings_parse_and_check() -> None:
-    settings = Settings.from_env(
-        {
-            "JOBWIRE_MAX_NAMESPACES": "50",
-            "JOBWIRE_MAX_CONCURRENT_RPCS": "100",
-            "JOBWIRE_MAX_STREAMS": "10",
-            "JOBWIRE_PING_INTERVAL": "30",
-            "JOBWIRE_PING_TIMEOUT": "5",
-        }
-    )
-    assert (settings.max_namespaces, settings.max_concurrent_rpcs, settings.max_streams) == (
-        50,
-        100,
-        10,
-    )
-    assert (settings.ping_interval, settings.ping_timeout) == (30.0, 5.0)
-    for name in ("JOBWIRE_MAX_STREAMS", "JOBWIRE_PING_TIMEOUT"):
+def test_load_settings_must_be_positive() -> None:
+    for name in (
+        "JOBWIRE_MAX_NAMESPACES",
+        "JOBWIRE_MAX_CONCURRENT_RPCS",
+        "JOBWIRE_MAX_STREAMS",
+        "JOBWIRE_PING_INTERVAL",
+        "JOBWIRE_PING_TIMEOUT",
+    ):
         with pytest.raises(ValueError, match=name):
             Settings.from_env({name: "0"})
