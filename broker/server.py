@@ -51,11 +51,12 @@ SERVICE_NAMES = [
 
 
 def _keepalive_options(settings: Settings) -> list[tuple[str, int]]:
-    """HTTP/2 pings close connections (and their streams) whose peer went away silently; client
-    pings more often than every 10 s without calls are refused, as gRPC's policy allows."""
+    """HTTP/2 pings close connections (and their streams) whose peer went away silently, also
+    while nothing is sent; client pings more often than every 10 s without calls are refused."""
     return [
         ("grpc.keepalive_time_ms", int(settings.ping_interval * 1000)),
         ("grpc.keepalive_timeout_ms", int(settings.ping_timeout * 1000)),
+        ("grpc.http2.max_pings_without_data", 0),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
         ("grpc.http2.max_ping_strikes", 2),
     ]
