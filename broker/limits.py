@@ -41,6 +41,9 @@ MAX_FILTER_VALUES = 100  # values of one string filter (tasks, queues, notes, na
 MAX_BATCH = 10_000  # jobs of a BatchEnqueue, completions of a CompleteJobs
 MAX_DEQUEUE = 1000  # jobs one Dequeue hands out
 MAX_CONCURRENCY = 10_000  # Subscribe concurrency, spare and each task limit
+# Picking a job looks at one ready set per (queue, task) pair asked for, once per job taken.
+MAX_READY_SETS = 1000  # queues x tasks of a Dequeue or Subscribe (tasks empty counts as 1)
+MAX_PICK_WORK = 20_000  # count x queues x tasks of a Dequeue: a larger count hands out fewer
 
 # Bytes of JSON text.
 MAX_BATCH_BYTES = 16 * 1024 * 1024  # args and notes of all jobs of a BatchEnqueue together

@@ -63,6 +63,16 @@ def names(items: Iterable[str], field: str, most: int = limits.MAX_FILTER_VALUES
     return [name(v, f"{field}[{i}]") for i, v in enumerate(distinct)]
 
 
+def ready_sets(queues: list[str], tasks: list[str]) -> int:
+    """How many (queue, task) ready sets a pick looks at; at most MAX_READY_SETS."""
+    pairs = len(queues) * max(len(tasks), 1)
+    if pairs > limits.MAX_READY_SETS:
+        raise InvalidArgument(
+            "tasks", f"times queues must be at most {limits.MAX_READY_SETS} (queue, task) pairs"
+        )
+    return pairs
+
+
 def ident(value: int, field: str = "id", most: int = limits.MAX_ID) -> int:
     """A job, worker or schedule id: 1..MAX_ID (exact in JavaScript and in Lua)."""
     if not 1 <= value <= most:

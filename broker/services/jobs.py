@@ -79,6 +79,8 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         job_id = validate.optional_ident(request, "id")
         queues = validate.names(request.queues, "queues", limits.MAX_QUEUES) or ["default"]
         tasks = validate.names(request.tasks, "tasks", limits.MAX_TASKS)
+        # "Up to count": fewer when many ready sets make each pick costly.
+        count = min(count, max(limits.MAX_PICK_WORK // validate.ready_sets(queues, tasks), 1))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         wakeups = self.ctx.wakeups

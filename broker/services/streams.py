@@ -24,11 +24,14 @@ def subscription(request: pb.SubscribeRequest) -> Subscription:
     for task, limit in request.limits.items():
         validate.name(task, "limits")
         task_limits[task] = validate.bounded(limit, f"limits[{task}]", most)
+    queues = validate.names(request.queues, "queues", limits.MAX_QUEUES) or ["default"]
+    tasks = validate.names(request.tasks, "tasks", limits.MAX_TASKS)
+    validate.ready_sets(queues, tasks)
     return Subscription(
         worker=validate.ident(request.worker_id, "worker_id"),
         concurrency=validate.bounded(request.concurrency, "concurrency", most),
-        queues=validate.names(request.queues, "queues", limits.MAX_QUEUES) or ["default"],
-        tasks=validate.names(request.tasks, "tasks", limits.MAX_TASKS),
+        queues=queues,
+        tasks=tasks,
         min_priority=request.min_priority if request.HasField("min_priority") else None,
         limits=task_limits,
         spare=validate.bounded(request.spare, "spare", most),

@@ -471,6 +471,32 @@ def test_counts_and_sizes_beyond_limits_are_invalid(stubs: Stubs, namespace: str
     assert (stats.enqueued_jobs, stats.workers, stats.schedules, stats.active_locks) == (0, 0, 0, 0)
 
 
+def test_ready_sets_per_pick_are_bounded(stubs: Stubs, namespace: str) -> None:
+    """Each pick looks at every (queue, task) pair: their number is bounded, and a Dequeue hands
+    out fewer jobs than asked when count times pairs would exceed MAX_PICK_WORK."""
+    j, w = job_service_pb2, worker_service_pb2
+    queues = [f"q{i}" for i in range(limits.MAX_QUEUES)]
+    tasks = [f"t{i}" for i in range(limits.MAX_READY_SETS // limits.MAX_QUEUES + 1)]
+    request = j.DequeueRequest(namespace=namespace, worker_id=1, queues=queues, tasks=tasks)
+    assert invalid(stubs.jobs.Dequeue, request) == "tasks"
+    subscribe = w.SubscribeRequest(namespace=namespace, worker_id=1, queues=queues, tasks=tasks)
+    with pytest.raises(grpc.RpcError) as raised:
+        list(stubs.workers.Subscribe(subscribe, timeout=10))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_of(raised.value) == "tasks"
+    tasks = [f"t{i}" for i in range(50)]
+    stubs.jobs.BatchEnqueue(
+        j.BatchEnqueueRequest(
+            namespace=namespace, requests=[j.EnqueueRequest(task=tasks[i % 50]) for i in range(500)]
+        )
+    )
+    worker = stubs.workers.RegisterWorker(w.RegisterWorkerRequest(namespace=namespace)).id
+    taken = stubs.jobs.Dequeue(
+        j.DequeueRequest(namespace=namespace, worker_id=worker, tasks=tasks, count=1000)
+    )
+    assert len(taken.jobs) == limits.MAX_PICK_WORK // 50
+
+
 @pytest.mark.parametrize("field", ["concurrency", "spare", "limits[t]", "running", "queues"])
 def test_subscribe_bounds(stubs: Stubs, namespace: str, field: str) -> None:
     w = worker_service_pb2

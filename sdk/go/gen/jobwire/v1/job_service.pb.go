@@ -388,9 +388,11 @@ type DequeueRequest struct {
 	MinPriority *int32 `protobuf:"varint,5,opt,name=min_priority,json=minPriority,proto3,oneof" json:"min_priority,omitempty"`
 	// Queues to take jobs from (at most 100); empty means ["default"].
 	Queues []string `protobuf:"bytes,6,rep,name=queues,proto3" json:"queues,omitempty"`
-	// Tasks the worker can run (at most 1000); empty means any task.
+	// Tasks the worker can run (at most 1000, and at most 1000 (queue, task) pairs with queues);
+	// empty means any task.
 	Tasks []string `protobuf:"bytes,7,rep,name=tasks,proto3" json:"tasks,omitempty"`
-	// Most jobs to hand out (0 to 1000); 0 means 1.
+	// Most jobs to hand out (0 to 1000); 0 means 1. At most 20000 / (queues x tasks) are handed out
+	// per call, as each pick looks at every (queue, task) pair; queues x tasks is at most 1000.
 	Count int32 `protobuf:"varint,8,opt,name=count,proto3" json:"count,omitempty"`
 }
 

@@ -685,7 +685,8 @@ type SubscribeRequest struct {
 	WorkerId int64 `protobuf:"varint,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	// Queues to take jobs from (at most 100); empty means ["default"].
 	Queues []string `protobuf:"bytes,3,rep,name=queues,proto3" json:"queues,omitempty"`
-	// Tasks the worker can run (at most 1000); empty means any task.
+	// Tasks the worker can run (at most 1000, and at most 1000 (queue, task) pairs with queues);
+	// empty means any task.
 	Tasks []string `protobuf:"bytes,4,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	// Most jobs active under this worker at once (0 to 10000); 0 pauses it (spare slots still apply).
 	Concurrency int32 `protobuf:"varint,5,opt,name=concurrency,proto3" json:"concurrency,omitempty"`

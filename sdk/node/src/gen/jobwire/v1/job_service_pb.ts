@@ -226,14 +226,16 @@ export type DequeueRequest = Message<"jobwire.v1.DequeueRequest"> & {
   queues: string[];
 
   /**
-   * Tasks the worker can run (at most 1000); empty means any task.
+   * Tasks the worker can run (at most 1000, and at most 1000 (queue, task) pairs with queues);
+   * empty means any task.
    *
    * @generated from field: repeated string tasks = 7;
    */
   tasks: string[];
 
   /**
-   * Most jobs to hand out (0 to 1000); 0 means 1.
+   * Most jobs to hand out (0 to 1000); 0 means 1. At most 20000 / (queues x tasks) are handed out
+   * per call, as each pick looks at every (queue, task) pair; queues x tasks is at most 1000.
    *
    * @generated from field: int32 count = 8;
    */

@@ -384,7 +384,8 @@ export type SubscribeRequest = Message<"jobwire.v1.SubscribeRequest"> & {
   queues: string[];
 
   /**
-   * Tasks the worker can run (at most 1000); empty means any task.
+   * Tasks the worker can run (at most 1000, and at most 1000 (queue, task) pairs with queues);
+   * empty means any task.
    *
    * @generated from field: repeated string tasks = 4;
    */
