@@ -32,12 +32,13 @@ MAX_LIMIT = 1000
 MAX_OFFSET = 1_000_000
 
 # Counts in one request. Duplicates are dropped before counting.
-MAX_IDS = 20_000  # ids in a filter, in Broadcast, in `running` lists
+MAX_IDS = 20_000  # ids in Broadcast and in `running` lists
+MAX_FILTER_IDS = 1000  # ids of a list's id filter (a page holds at most MAX_LIMIT rows anyway)
 MAX_PARENTS = 1000  # parents of one job
 MAX_NOTE_KEYS = 100  # top-level keys of one notes object or merge
 MAX_QUEUES = 100  # queues a Dequeue or Subscribe takes jobs from
 MAX_TASKS = 1000  # tasks a Dequeue or Subscribe runs, and task limits of a Subscribe
-MAX_FILTER_VALUES = 100  # values of one string filter (tasks, queues, notes, names) of a list
+MAX_FILTER_VALUES = 20  # values of one string filter (tasks, queues, notes, names) of a list
 MAX_BATCH = 10_000  # jobs of a BatchEnqueue, completions of a CompleteJobs
 MAX_DEQUEUE = 1000  # jobs one Dequeue hands out
 MAX_CONCURRENCY = 10_000  # Subscribe concurrency, spare and each task limit

@@ -232,7 +232,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             offset,
             limit,
             before=validate.optional_ident(request, "before"),
-            ids=validate.idents(request.ids, "ids"),
+            ids=validate.idents(request.ids, "ids", limits.MAX_FILTER_IDS),
             notes=validate.names(request.notes, "notes"),
             queues=validate.names(request.queues, "queues"),
             states=states,

@@ -82,7 +82,7 @@ class ScheduleServicer(schedule_service_pb2_grpc.ScheduleServiceServicer):
             offset,
             limit,
             before=validate.optional_ident(request, "before"),
-            ids=validate.idents(request.ids, "ids"),
+            ids=validate.idents(request.ids, "ids", limits.MAX_FILTER_IDS),
             names=validate.names(request.names, "names"),
         )
         return pb.ListSchedulesResponse(schedules=[_schedule(row) for row in rows], total=total)

@@ -71,7 +71,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             offset,
             limit,
             before=validate.optional_ident(request, "before"),
-            ids=validate.idents(request.ids, "ids"),
+            ids=validate.idents(request.ids, "ids", limits.MAX_FILTER_IDS),
         )
         return pb.ListWorkersResponse(workers=[worker_message(r) for r in rows], total=total)
 

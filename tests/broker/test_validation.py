@@ -379,6 +379,7 @@ def _notes(keys: int) -> struct_pb2.Struct:
 def test_counts_and_sizes_beyond_limits_are_invalid(stubs: Stubs, namespace: str) -> None:
     j, w, s, lk = job_service_pb2, worker_service_pb2, schedule_service_pb2, lock_service_pb2
     many = limits.MAX_IDS + 1
+    filter_ids = limits.MAX_FILTER_IDS + 1
     long_name = "x" * (limits.MAX_NAME + 1)
     big_args = struct_pb2.ListValue()
     big_args.append("x" * limits.MAX_COMMAND_BYTES)
@@ -420,15 +421,15 @@ def test_counts_and_sizes_beyond_limits_are_invalid(stubs: Stubs, namespace: str
             j.ListJobsRequest(notes=[f"n{i}" for i in range(limits.MAX_FILTER_VALUES + 1)]),
             "notes",
         ),
-        (stubs.jobs.ListJobs, j.ListJobsRequest(ids=range(1, many + 1)), "ids"),
-        (stubs.workers.ListWorkers, w.ListWorkersRequest(ids=range(1, many + 1)), "ids"),
+        (stubs.jobs.ListJobs, j.ListJobsRequest(ids=range(1, filter_ids + 1)), "ids"),
+        (stubs.workers.ListWorkers, w.ListWorkersRequest(ids=range(1, filter_ids + 1)), "ids"),
         (stubs.workers.Broadcast, w.BroadcastRequest(command="c", ids=range(1, many + 1)), "ids"),
         (stubs.workers.Broadcast, w.BroadcastRequest(command="c", args=big_args), "args"),
         (stubs.workers.RegisterWorker, w.RegisterWorkerRequest(status=big_status), "status"),
         (stubs.workers.RegisterWorker, w.RegisterWorkerRequest(host=long_name), "host"),
         (
             stubs.schedules.ListSchedules,
-            s.ListSchedulesRequest(ids=range(1, many + 1)),
+            s.ListSchedulesRequest(ids=range(1, filter_ids + 1)),
             "ids",
         ),
         (

@@ -1528,15 +1528,15 @@ type ListJobsRequest struct {
 	Limit *int32 `protobuf:"varint,3,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
 	// Only jobs with an id lower than this.
 	Before *int64 `protobuf:"varint,4,opt,name=before,proto3,oneof" json:"before,omitempty"`
-	// Only these job ids (at most 20000).
+	// Only these job ids (at most 1000).
 	Ids []int64 `protobuf:"varint,5,rep,packed,name=ids,proto3" json:"ids,omitempty"`
-	// Only jobs whose notes have any of these top-level keys (at most 100).
+	// Only jobs whose notes have any of these top-level keys (at most 20).
 	Notes []string `protobuf:"bytes,6,rep,name=notes,proto3" json:"notes,omitempty"`
-	// Only jobs in any of these queues (at most 100).
+	// Only jobs in any of these queues (at most 20).
 	Queues []string `protobuf:"bytes,7,rep,name=queues,proto3" json:"queues,omitempty"`
 	// Only jobs in any of these states.
 	States []State `protobuf:"varint,8,rep,packed,name=states,proto3,enum=jobwire.v1.State" json:"states,omitempty"`
-	// Only jobs of any of these tasks (at most 100).
+	// Only jobs of any of these tasks (at most 20).
 	Tasks []string `protobuf:"bytes,9,rep,name=tasks,proto3" json:"tasks,omitempty"`
 }
 

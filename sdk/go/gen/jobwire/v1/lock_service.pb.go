@@ -266,7 +266,7 @@ type ListLocksRequest struct {
 	Offset int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
 	// Most rows to return (0 to 1000); unset means 100.
 	Limit *int32 `protobuf:"varint,3,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
-	// Only locks with any of these names (at most 100).
+	// Only locks with any of these names (at most 20).
 	Names []string `protobuf:"bytes,4,rep,name=names,proto3" json:"names,omitempty"`
 }
 

@@ -545,9 +545,9 @@ type ListSchedulesRequest struct {
 	Limit *int32 `protobuf:"varint,3,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
 	// Only schedules with an id lower than this.
 	Before *int64 `protobuf:"varint,4,opt,name=before,proto3,oneof" json:"before,omitempty"`
-	// Only these schedule ids (at most 20000).
+	// Only these schedule ids (at most 1000).
 	Ids []int64 `protobuf:"varint,5,rep,packed,name=ids,proto3" json:"ids,omitempty"`
-	// Only schedules with these names (at most 100).
+	// Only schedules with these names (at most 20).
 	Names []string `protobuf:"bytes,6,rep,name=names,proto3" json:"names,omitempty"`
 }
 

@@ -312,7 +312,7 @@ type ListWorkersRequest struct {
 	Limit *int32 `protobuf:"varint,3,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
 	// Only workers with an id lower than this.
 	Before *int64 `protobuf:"varint,4,opt,name=before,proto3,oneof" json:"before,omitempty"`
-	// Only these worker ids (at most 20000).
+	// Only these worker ids (at most 1000).
 	Ids []int64 `protobuf:"varint,5,rep,packed,name=ids,proto3" json:"ids,omitempty"`
 }
 

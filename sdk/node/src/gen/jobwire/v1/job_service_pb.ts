@@ -812,21 +812,21 @@ export type ListJobsRequest = Message<"jobwire.v1.ListJobsRequest"> & {
   before?: bigint | undefined;
 
   /**
-   * Only these job ids (at most 20000).
+   * Only these job ids (at most 1000).
    *
    * @generated from field: repeated int64 ids = 5;
    */
   ids: bigint[];
 
   /**
-   * Only jobs whose notes have any of these top-level keys (at most 100).
+   * Only jobs whose notes have any of these top-level keys (at most 20).
    *
    * @generated from field: repeated string notes = 6;
    */
   notes: string[];
 
   /**
-   * Only jobs in any of these queues (at most 100).
+   * Only jobs in any of these queues (at most 20).
    *
    * @generated from field: repeated string queues = 7;
    */
@@ -840,7 +840,7 @@ export type ListJobsRequest = Message<"jobwire.v1.ListJobsRequest"> & {
   states: State[];
 
   /**
-   * Only jobs of any of these tasks (at most 100).
+   * Only jobs of any of these tasks (at most 20).
    *
    * @generated from field: repeated string tasks = 9;
    */

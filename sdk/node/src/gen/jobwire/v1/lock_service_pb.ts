@@ -157,7 +157,7 @@ export type ListLocksRequest = Message<"jobwire.v1.ListLocksRequest"> & {
   limit?: number | undefined;
 
   /**
-   * Only locks with any of these names (at most 100).
+   * Only locks with any of these names (at most 20).
    *
    * @generated from field: repeated string names = 4;
    */

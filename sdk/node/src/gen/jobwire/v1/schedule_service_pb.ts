@@ -310,14 +310,14 @@ export type ListSchedulesRequest = Message<"jobwire.v1.ListSchedulesRequest"> & 
   before?: bigint | undefined;
 
   /**
-   * Only these schedule ids (at most 20000).
+   * Only these schedule ids (at most 1000).
    *
    * @generated from field: repeated int64 ids = 5;
    */
   ids: bigint[];
 
   /**
-   * Only schedules with these names (at most 100).
+   * Only schedules with these names (at most 20).
    *
    * @generated from field: repeated string names = 6;
    */

@@ -202,7 +202,7 @@ export type ListWorkersRequest = Message<"jobwire.v1.ListWorkersRequest"> & {
   before?: bigint | undefined;
 
   /**
-   * Only these worker ids (at most 20000).
+   * Only these worker ids (at most 1000).
    *
    * @generated from field: repeated int64 ids = 5;
    */
