@@ -57,7 +57,8 @@ async def subscribe(
     sub = subscription(request)
     if dispatcher.stopping:
         await context.abort(grpc.StatusCode.UNAVAILABLE, "broker is shutting down; reconnect")
-    if sum(map(len, dispatcher.streams.values())) >= ctx.settings.max_streams:
+    replaces = sub.worker in dispatcher.streams.get(namespace, {})  # its old stream closes
+    if not replaces and sum(map(len, dispatcher.streams.values())) >= ctx.settings.max_streams:
         await context.abort(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             f"this replica serves at most {ctx.settings.max_streams} streams; try another",

@@ -607,7 +607,15 @@ def test_streams_per_replica_are_bounded(make_broker: Any, namespace: str) -> No
                 )
             )
         assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        first.cancel()
+        # The same worker reconnecting replaces its stream, so it is not refused.
+        again = stubs.workers.Subscribe(
+            w.SubscribeRequest(namespace=namespace, worker_id=ids[0], concurrency=1)
+        )
+        again.initial_metadata()
+        with pytest.raises(grpc.RpcError) as ended:
+            next(first)
+        assert ended.value.code() == grpc.StatusCode.UNAVAILABLE  # the old stream was replaced
+        again.cancel()
 
 
 def test_concurrent_calls_are_bounded(make_broker: Any, namespace: str) -> None:
