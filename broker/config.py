@@ -50,6 +50,11 @@ class Settings:
     tls_client_ca: Path | None = None  # PEM CA bundle; set: clients must present a certificate
     auth_file: Path | None = None  # TOML token file; set: every RPC needs a bearer token
     allow_insecure: bool = False  # listen beyond loopback with neither tokens nor mTLS
+    max_namespaces: int = 10_000  # a write registering one more answers RESOURCE_EXHAUSTED
+    max_concurrent_rpcs: int = 10_000  # calls in progress (streams too) before RESOURCE_EXHAUSTED
+    max_streams: int = 5000  # open Subscribe streams on this replica
+    ping_interval: float = 60.0  # HTTP/2 keepalive pings to each client connection
+    ping_timeout: float = 20.0  # a connection whose ping is not answered by then is closed
 
     def __post_init__(self) -> None:
         for name, spec in SPECS.items():
@@ -145,7 +150,7 @@ def _message_bytes(value: int) -> str | None:
 
 
 def _namespace(value: str) -> str | None:
-    return None if _NAMESPACE_RE.match(value) else "must match ^[A-Za-z0-9_.-]{1,64}$"
+    return None if _NAMESPACE_RE.fullmatch(value) else "must match ^[A-Za-z0-9_.-]{1,64}$"
 
 
 def _non_empty(value: str) -> str | None:
@@ -242,6 +247,21 @@ SPECS: dict[str, Spec] = {
     "auth_file": Spec("JOBWIRE_AUTH_FILE", Path, _any, "TOML file of bearer tokens and roles"),
     "allow_insecure": Spec(
         "JOBWIRE_ALLOW_INSECURE", _parse_bool, _any, "1: listen beyond loopback with no auth"
+    ),
+    "max_namespaces": Spec(
+        "JOBWIRE_MAX_NAMESPACES", _parse_int, _positive, "most namespaces writes may register"
+    ),
+    "max_concurrent_rpcs": Spec(
+        "JOBWIRE_MAX_CONCURRENT_RPCS", _parse_int, _positive, "most calls in progress at once"
+    ),
+    "max_streams": Spec(
+        "JOBWIRE_MAX_STREAMS", _parse_int, _positive, "most open Subscribe streams per replica"
+    ),
+    "ping_interval": Spec(
+        "JOBWIRE_PING_INTERVAL", _parse_float, _positive, "seconds between HTTP/2 pings"
+    ),
+    "ping_timeout": Spec(
+        "JOBWIRE_PING_TIMEOUT", _parse_float, _positive, "seconds an HTTP/2 ping may go unanswered"
     ),
 }
 if list(SPECS) != [f.name for f in dataclasses.fields(Settings)]:  # pragma: no cover

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from broker import wire
 from broker.store import Dequeued, JobRow
@@ -19,11 +20,32 @@ STATES = {
 STATE_NAMES = {number: name for name, number in STATES.items()}
 
 
+# The range a Timestamp may hold (0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z), and a
+# Duration's (about 10000 years either way), in microseconds.
+_TIMESTAMP_MICROS = (-62_135_596_800 * 10**6, 253_402_300_800 * 10**6 - 1)
+_DURATION_MICROS = (-315_576_000_000 * 10**6 + 1, 315_576_000_000 * 10**6 - 1)
+
+
+def _micros(seconds: float, bounds: tuple[int, int]) -> tuple[int, int]:
+    """Whole seconds and nanoseconds (to the microsecond) of `seconds` clamped to `bounds`, so
+    a stored value out of range (or NaN, read as 0) can never make a read fail."""
+    scaled = 0.0 if math.isnan(seconds) else seconds * 1e6
+    low, high = bounds
+    micros = low if scaled <= low else high if scaled >= high else round(scaled)
+    whole, fraction = divmod(micros, 1_000_000)
+    return whole, fraction * 1000
+
+
 def timestamp(epoch: float) -> timestamp_pb2.Timestamp:
-    seconds = int(epoch // 1)
-    return timestamp_pb2.Timestamp(
-        seconds=seconds, nanos=int(round((epoch - seconds) * 1e6)) * 1000
-    )
+    whole, nanos = _micros(epoch, _TIMESTAMP_MICROS)
+    return timestamp_pb2.Timestamp(seconds=whole, nanos=nanos)
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    whole, nanos = _micros(seconds, _DURATION_MICROS)
+    if whole < 0 and nanos:  # a Duration's nanos take the sign of its seconds
+        whole, nanos = whole + 1, nanos - 1_000_000_000
+    return duration_pb2.Duration(seconds=whole, nanos=nanos)
 
 
 def list_value(text: str) -> struct_pb2.ListValue:

@@ -33,6 +33,10 @@ class InvalidArgument(Exception):
         self.description = description
 
 
+class ResourceExhausted(Exception):
+    """A bound on shared resources would be exceeded; nothing was changed."""
+
+
 def invalid_argument_status(error: InvalidArgument) -> grpc.Status:
     detail = any_pb2.Any()
     detail.Pack(
@@ -85,6 +89,8 @@ async def abort_for(error: BaseException, context: grpc.aio.ServicerContext) -> 
     """Ends the call with the status that `error` stands for."""
     if isinstance(error, InvalidArgument):
         await context.abort_with_status(invalid_argument_status(error))
+    if isinstance(error, ResourceExhausted):
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
     reason = transient_redis_error(error)
     if reason is not None:
         log.warning("%s: %s", reason, error)

@@ -100,7 +100,7 @@ class Keyspace:
     """Key names of one namespace."""
 
     def __init__(self, namespace: str) -> None:
-        if not NAMESPACE_PATTERN.match(namespace):
+        if not NAMESPACE_PATTERN.fullmatch(namespace):
             raise ValueError(f"invalid namespace {namespace!r}")
         self.namespace = namespace
         self.prefix = f"jobwire:{{{namespace}}}:"

@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 
 from broker.auth import AuthInterceptor, Authorizer, exposure_problem
 from broker.config import Settings
+from broker.decoding import RejectUndecodable
 from broker.dispatch import Dispatcher
 from broker.embedded_redis import EmbeddedRedis
 from broker.health import HealthReporter
@@ -50,6 +51,18 @@ SERVICE_NAMES = [
     schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
 ]
+
+
+def _keepalive_options(settings: Settings) -> list[tuple[str, int]]:
+    """HTTP/2 pings close connections (and their streams) whose peer went away silently, also
+    while nothing is sent; client pings more often than every 10 s without calls are refused."""
+    return [
+        ("grpc.keepalive_time_ms", int(settings.ping_interval * 1000)),
+        ("grpc.keepalive_timeout_ms", int(settings.ping_timeout * 1000)),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
 
 
 class Component(Protocol):
@@ -118,6 +131,7 @@ class Broker:
             self.redis,
             lease_duration=self.settings.lease_duration,
             lease_grace=self.settings.lease_grace,
+            max_namespaces=self.settings.max_namespaces,
         )
         wakeups = Wakeups(self.redis)
         await wakeups.start()
@@ -136,15 +150,18 @@ class Broker:
                 ("grpc.max_send_message_length", -1),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                *_keepalive_options(self.settings),
             ],
+            maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs,
         )
-        job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(ctx), server)
-        worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(ctx), server)
-        lock_service_pb2_grpc.add_LockServiceServicer_to_server(LockServicer(ctx), server)
+        services: Any = RejectUndecodable(server)  # undecodable requests: INVALID_ARGUMENT
+        job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(ctx), services)
+        worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(ctx), services)
+        lock_service_pb2_grpc.add_LockServiceServicer_to_server(LockServicer(ctx), services)
         schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server(
-            ScheduleServicer(ctx), server
+            ScheduleServicer(ctx), services
         )
-        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(ctx), server)
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(ctx), services)
         health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
         reflection.enable_server_reflection(
             [

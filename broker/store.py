@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from broker import scripts
 from broker.cron import CronError, next_cron_time
+from broker.errors import ResourceExhausted
 from broker.keyspace import NAMESPACES_KEY, Keyspace
 from broker.pipeline import ScriptRunner
 from broker.values import dumps
@@ -320,19 +321,32 @@ REPAIR_BATCH = 1000
 # End of Workers, Locks, Repair (types) ----------------------------------------------------------
 
 
+# Scripts that only read: they never register a namespace, so reads cannot fill the registry.
+_READS = frozenset(
+    {"history", "list_jobs", "list_locks", "list_schedules", "list_workers", "stats"}
+)
+
+
 class Store:
     """Runs the scripts against one Redis connection pool.
 
     `lease_duration` is how long a lease lasts for workers that set none at registration;
-    `lease_grace` how long after activation a job a worker does not list is still in transit.
+    `lease_grace` how long after activation a job a worker does not list is still in transit;
+    `max_namespaces` how many namespaces writes may register.
     """
 
     def __init__(
-        self, client: aioredis.Redis, *, lease_duration: float = 1800.0, lease_grace: float = 10.0
+        self,
+        client: aioredis.Redis,
+        *,
+        lease_duration: float = 1800.0,
+        lease_grace: float = 10.0,
+        max_namespaces: int = 10_000,
     ) -> None:
         self.redis = client
         self.lease_duration = lease_duration
         self.lease_grace = lease_grace
+        self.max_namespaces = max_namespaces
         self._scripts = ScriptRunner(client, scripts.source)
         self._keyspaces: dict[str, Keyspace] = {}
         self._registered: set[str] = set()
@@ -344,16 +358,25 @@ class Store:
         return ks
 
     async def _run(self, name: str, namespace: str, args: Iterable[Any] = ()) -> Any:
-        if namespace not in self._registered:
-            # Once per process and namespace, so every replica's upkeep finds every namespace
-            # (marked first, so a burst of first calls sends one SADD, not one each).
-            self._registered.add(namespace)
-            try:
-                await self.redis.sadd(NAMESPACES_KEY, namespace)
-            except BaseException:
-                self._registered.discard(namespace)
-                raise
+        if namespace not in self._registered and name not in _READS:
+            await self._register(namespace)
         return await self._scripts.run(name, [self.keyspace(namespace).prefix], list(args))
+
+    async def _register(self, namespace: str) -> None:
+        """Adds the namespace to the registry before its first write, once per process, so
+        every replica's upkeep finds it; beyond max_namespaces the write is refused."""
+        # Marked first, so a burst of first calls sends one SADD, not one each.
+        self._registered.add(namespace)
+        try:
+            added = await self.redis.sadd(NAMESPACES_KEY, namespace)
+            if added and await self.redis.scard(NAMESPACES_KEY) > self.max_namespaces:
+                await self.redis.srem(NAMESPACES_KEY, namespace)
+                raise ResourceExhausted(
+                    f"the broker serves at most {self.max_namespaces} namespaces"
+                )
+        except BaseException:
+            self._registered.discard(namespace)
+            raise
 
     async def namespaces(self) -> list[str]:
         """Every namespace any replica has served (for repair and schedule dispatch)."""

@@ -71,6 +71,11 @@ def test_every_variable_is_parsed() -> None:
         "JOBWIRE_TLS_CLIENT_CA": "/tls/ca.crt",
         "JOBWIRE_AUTH_FILE": "/auth/tokens.toml",
         "JOBWIRE_ALLOW_INSECURE": "yes",
+        "JOBWIRE_MAX_NAMESPACES": "50",
+        "JOBWIRE_MAX_CONCURRENT_RPCS": "100",
+        "JOBWIRE_MAX_STREAMS": "10",
+        "JOBWIRE_PING_INTERVAL": "30",
+        "JOBWIRE_PING_TIMEOUT": "5.5",
         "UNRELATED": "ignored",
     }
     assert {spec.env for spec in SPECS.values()} == set(env) - {"UNRELATED"}
@@ -98,6 +103,11 @@ def test_every_variable_is_parsed() -> None:
         tls_client_ca=Path("/tls/ca.crt"),
         auth_file=Path("/auth/tokens.toml"),
         allow_insecure=True,
+        max_namespaces=50,
+        max_concurrent_rpcs=100,
+        max_streams=10,
+        ping_interval=30.0,
+        ping_timeout=5.5,
     )
 
 

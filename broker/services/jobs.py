@@ -7,16 +7,12 @@ from typing import Any
 
 import grpc
 
-from broker import convert, validate
+from broker import convert, limits, validate
 from broker.errors import InvalidArgument, rpc
 from broker.services.context import ServiceContext
 from broker.store import Completion, Dequeued, JobSpec, RetryOptions
 from jobwire.v1 import job_pb2, job_service_pb2_grpc
 from jobwire.v1 import job_service_pb2 as pb
-
-MAX_BATCH = 10_000
-MAX_DEQUEUE = 1_000
-
 
 # Bytes of a delivered job's message left for everything but args and notes.
 JOB_MESSAGE_ROOM = 64 * 1024
@@ -48,7 +44,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             expire=validate.optional_seconds(request, "expire", label=prefix + "expire"),
             lax=request.lax,
             notes=payload.notes(request.notes, prefix + "notes"),
-            parents=list(request.parents),
+            parents=validate.idents(request.parents, prefix + "parents", limits.MAX_PARENTS),
             priority=request.priority,
             queue=validate.name(request.queue, prefix + "queue", default="default"),
         )
@@ -66,14 +62,21 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self, request: pb.BatchEnqueueRequest, context: grpc.aio.ServicerContext
     ) -> pb.BatchEnqueueResponse:
         namespace = self.ctx.namespace(request.namespace)
-        if len(request.requests) > MAX_BATCH:
-            raise InvalidArgument("requests", f"must hold at most {MAX_BATCH} jobs")
+        if len(request.requests) > limits.MAX_BATCH:
+            raise InvalidArgument("requests", f"must hold at most {limits.MAX_BATCH} jobs")
         specs = []
+        size = 0
         for i, item in enumerate(request.requests):
             prefix = f"requests[{i}]."
             if item.namespace and self.ctx.namespace(item.namespace) != namespace:
                 raise InvalidArgument(prefix + "namespace", "must be empty or equal to the batch's")
-            specs.append(self._spec(item, prefix))
+            spec = self._spec(item, prefix)
+            size += len(spec.args) + sum(len(k) + len(v) for k, v in spec.notes.items())
+            if size > limits.MAX_BATCH_BYTES:
+                raise InvalidArgument(
+                    "requests", f"args and notes must total at most {limits.MAX_BATCH_BYTES} bytes"
+                )
+            specs.append(spec)
         ids = await self.store.enqueue(namespace, specs) if specs else []
         return pb.BatchEnqueueResponse(ids=ids)
 
@@ -82,13 +85,14 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self, request: pb.DequeueRequest, context: grpc.aio.ServicerContext
     ) -> pb.DequeueResponse:
         namespace = self.ctx.namespace(request.namespace)
-        if request.worker_id <= 0:
-            raise InvalidArgument("worker_id", "must be the id of a registered worker")
-        wait = validate.seconds(request.wait, "wait")
-        if request.count < 0 or request.count > MAX_DEQUEUE:
-            raise InvalidArgument("count", f"must be between 0 and {MAX_DEQUEUE}")
-        queues = validate.names(request.queues, "queues") or ["default"]
-        tasks = validate.names(request.tasks, "tasks")
+        worker = validate.ident(request.worker_id, "worker_id")
+        wait = validate.seconds(request.wait, "wait", minimum=0, maximum=limits.MAX_WAIT)
+        count = validate.bounded(request.count, "count", limits.MAX_DEQUEUE) or 1
+        job_id = validate.optional_ident(request, "id")
+        queues = validate.names(request.queues, "queues", limits.MAX_QUEUES) or ["default"]
+        tasks = validate.names(request.tasks, "tasks", limits.MAX_TASKS)
+        # "Up to count": fewer when many ready sets make each pick costly.
+        count = min(count, max(limits.MAX_PICK_WORK // validate.ready_sets(queues, tasks), 1))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         wakeups = self.ctx.wakeups
@@ -97,9 +101,9 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             call = asyncio.ensure_future(
                 self.store.dequeue(
                     namespace,
-                    request.worker_id,
-                    count=request.count or 1,
-                    job_id=request.id if request.HasField("id") else None,
+                    worker,
+                    count=count,
+                    job_id=job_id,
                     min_priority=request.min_priority if request.HasField("min_priority") else None,
                     queues=queues,
                     tasks=tasks,
@@ -109,7 +113,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
                 jobs, now, next_due = await asyncio.shield(call)
             except asyncio.CancelledError:
                 # The caller went away while the script ran: jobs it took were never sent.
-                await asyncio.shield(self._return_unsent(namespace, request.worker_id, call))
+                await asyncio.shield(self._return_unsent(namespace, worker, call))
                 raise
             remaining = deadline - loop.time()
             # A draining replica answers long polls at once; the client polls another replica.
@@ -152,9 +156,10 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
     ) -> pb.FinishJobResponse:
         namespace = self.ctx.namespace(request.namespace)
         result = self.ctx.payload.value(request, "result")
-        lease = request.lease if request.HasField("lease") else None
+        job_id = validate.ident(request.id)
+        lease = validate.optional_ident(request, "lease")
         (done,) = await self.store.complete_jobs(
-            namespace, [Completion(request.id, request.retries, False, result, lease)]
+            namespace, [Completion(job_id, request.retries, False, result, lease)]
         )
         return pb.FinishJobResponse(finished=done)
 
@@ -164,9 +169,10 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
     ) -> pb.FailJobResponse:
         namespace = self.ctx.namespace(request.namespace)
         result = self.ctx.payload.value(request, "result")
-        lease = request.lease if request.HasField("lease") else None
+        job_id = validate.ident(request.id)
+        lease = validate.optional_ident(request, "lease")
         (done,) = await self.store.complete_jobs(
-            namespace, [Completion(request.id, request.retries, True, result, lease)]
+            namespace, [Completion(job_id, request.retries, True, result, lease)]
         )
         return pb.FailJobResponse(failed=done)
 
@@ -175,16 +181,17 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self, request: pb.CompleteJobsRequest, context: grpc.aio.ServicerContext
     ) -> pb.CompleteJobsResponse:
         namespace = self.ctx.namespace(request.namespace)
-        if len(request.completions) > MAX_BATCH:
-            raise InvalidArgument("completions", f"must hold at most {MAX_BATCH} entries")
+        if len(request.completions) > limits.MAX_BATCH:
+            raise InvalidArgument("completions", f"must hold at most {limits.MAX_BATCH} entries")
         items = []
         for i, c in enumerate(request.completions):
+            validate.ident(c.id, f"completions[{i}].id")
             if c.outcome not in (pb.OUTCOME_FINISHED, pb.OUTCOME_FAILED):
                 raise InvalidArgument(
                     f"completions[{i}].outcome", "must be OUTCOME_FINISHED or OUTCOME_FAILED"
                 )
             result = self.ctx.payload.value(c, "result") if c.HasField("result") else "null"
-            lease = c.lease if c.HasField("lease") else None
+            lease = validate.optional_ident(c, "lease")
             items.append(Completion(c.id, c.retries, c.outcome == pb.OUTCOME_FAILED, result, lease))
         applied = await self.store.complete_jobs(namespace, items) if items else []
         return pb.CompleteJobsResponse(applied=applied)
@@ -199,12 +206,15 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             delay=validate.seconds(request.delay, "delay"),
             expire=validate.optional_seconds(request, "expire"),
             lax=request.lax if request.HasField("lax") else None,
-            parents=list(request.parents.ids) if request.HasField("parents") else None,
+            parents=validate.idents(request.parents.ids, "parents.ids", limits.MAX_PARENTS)
+            if request.HasField("parents")
+            else None,
             priority=request.priority if request.HasField("priority") else None,
             queue=validate.name(request.queue, "queue") if request.HasField("queue") else None,
         )
-        lease = request.lease if request.HasField("lease") else None
-        retried = await self.store.retry_job(namespace, request.id, request.retries, options, lease)
+        job_id = validate.ident(request.id)
+        lease = validate.optional_ident(request, "lease")
+        retried = await self.store.retry_job(namespace, job_id, request.retries, options, lease)
         return pb.RetryJobResponse(retried=retried)
 
     @rpc
@@ -212,22 +222,24 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self, request: pb.RemoveJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.RemoveJobResponse:
         namespace = self.ctx.namespace(request.namespace)
-        return pb.RemoveJobResponse(removed=await self.store.remove_job(namespace, request.id))
+        job_id = validate.ident(request.id)
+        return pb.RemoveJobResponse(removed=await self.store.remove_job(namespace, job_id))
 
     @rpc
     async def NoteJob(
         self, request: pb.NoteJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.NoteJobResponse:
         namespace = self.ctx.namespace(request.namespace)
+        job_id = validate.ident(request.id)
         merge = self.ctx.payload.merge(request.merge, "merge")
-        return pb.NoteJobResponse(updated=await self.store.note_job(namespace, request.id, merge))
+        return pb.NoteJobResponse(updated=await self.store.note_job(namespace, job_id, merge))
 
     @rpc
     async def GetJob(
         self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetJobResponse:
         namespace = self.ctx.namespace(request.namespace)
-        row = await self.store.get_job(namespace, request.id)
+        row = await self.store.get_job(namespace, validate.ident(request.id))
         return pb.GetJobResponse(job=convert.job(row)) if row else pb.GetJobResponse()
 
     @rpc
@@ -239,7 +251,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             request.offset, request.limit if request.HasField("limit") else None
         )
         states = []
-        for i, state in enumerate(request.states):
+        for i, state in enumerate(validate.unique(request.states)):
             if state not in convert.STATE_NAMES:
                 raise InvalidArgument(
                     f"states[{i}]", "must be a known state other than STATE_UNSPECIFIED"
@@ -249,12 +261,12 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             namespace,
             offset,
             limit,
-            before=request.before if request.HasField("before") else None,
-            ids=list(request.ids),
-            notes=list(request.notes),
-            queues=list(request.queues),
+            before=validate.optional_ident(request, "before"),
+            ids=validate.idents(request.ids, "ids", limits.MAX_FILTER_IDS),
+            notes=validate.names(request.notes, "notes"),
+            queues=validate.names(request.queues, "queues"),
             states=states,
-            tasks=list(request.tasks),
+            tasks=validate.names(request.tasks, "tasks"),
         )
         response = pb.ListJobsResponse(jobs=convert.jobs(rows), total=total)
         limit = self.ctx.settings.max_message_bytes - 1024

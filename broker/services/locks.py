@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from broker import convert, validate
-from broker.errors import InvalidArgument, rpc
+from broker import convert, limits, validate
+from broker.errors import rpc
 from broker.services.context import ServiceContext
 from broker.store import LockRow
 from jobwire.v1 import lock_pb2, lock_service_pb2_grpc
@@ -28,10 +28,9 @@ class LockServicer(lock_service_pb2_grpc.LockServiceServicer):
         """A duration <= 0 (negative too, as in Minion) only checks; limit 0 means 1."""
         namespace = self.ctx.namespace(request.namespace)
         name = validate.name(request.name, "name")
-        if request.limit < 0:
-            raise InvalidArgument("limit", "must be at least 1 (0 means 1)")
-        duration = request.duration.seconds + request.duration.nanos / 1e9
-        acquired = await self.store.acquire_lock(namespace, name, duration, request.limit or 1)
+        limit = validate.bounded(request.limit, "limit", limits.MAX_CONCURRENCY) or 1
+        duration = validate.seconds(request.duration, "duration", minimum=-limits.MAX_DURATION)
+        acquired = await self.store.acquire_lock(namespace, name, duration, limit)
         return pb.AcquireLockResponse(acquired=acquired)
 
     @rpc

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import grpc
-from google.protobuf import duration_pb2
 
-from broker import convert, validate
+from broker import convert, limits, validate
 from broker.cron import CronError, parse_cron
 from broker.errors import InvalidArgument, rpc
 from broker.services.context import ServiceContext
@@ -25,7 +24,7 @@ class ScheduleServicer(schedule_service_pb2_grpc.ScheduleServiceServicer):
     ) -> pb.UpsertScheduleResponse:
         namespace = self.ctx.namespace(request.namespace)
         name = validate.name(request.name, "name")
-        _cron(request.cron)
+        _cron(validate.text(request.cron, "cron", limits.MAX_CRON))
         payload = self.ctx.payload
         spec = JobSpec(
             task=validate.name(request.task, "task"),
@@ -49,7 +48,7 @@ class ScheduleServicer(schedule_service_pb2_grpc.ScheduleServiceServicer):
     ) -> pb.DeleteScheduleResponse:
         namespace = self.ctx.namespace(request.namespace)
         return pb.DeleteScheduleResponse(
-            deleted=await self.store.delete_schedule(namespace, request.name)
+            deleted=await self.store.delete_schedule(namespace, validate.name(request.name, "name"))
         )
 
     @rpc
@@ -58,7 +57,7 @@ class ScheduleServicer(schedule_service_pb2_grpc.ScheduleServiceServicer):
     ) -> pb.PauseScheduleResponse:
         namespace = self.ctx.namespace(request.namespace)
         return pb.PauseScheduleResponse(
-            found=await self.store.pause_schedule(namespace, request.name)
+            found=await self.store.pause_schedule(namespace, validate.name(request.name, "name"))
         )
 
     @rpc
@@ -67,7 +66,7 @@ class ScheduleServicer(schedule_service_pb2_grpc.ScheduleServiceServicer):
     ) -> pb.ResumeScheduleResponse:
         namespace = self.ctx.namespace(request.namespace)
         return pb.ResumeScheduleResponse(
-            found=await self.store.resume_schedule(namespace, request.name)
+            found=await self.store.resume_schedule(namespace, validate.name(request.name, "name"))
         )
 
     @rpc
@@ -82,9 +81,9 @@ class ScheduleServicer(schedule_service_pb2_grpc.ScheduleServiceServicer):
             namespace,
             offset,
             limit,
-            before=request.before if request.HasField("before") else None,
-            ids=list(request.ids),
-            names=list(request.names),
+            before=validate.optional_ident(request, "before"),
+            ids=validate.idents(request.ids, "ids", limits.MAX_FILTER_IDS),
+            names=validate.names(request.names, "names"),
         )
         return pb.ListSchedulesResponse(schedules=[_schedule(row) for row in rows], total=total)
 
@@ -106,11 +105,6 @@ def _cron(expr: str) -> None:
         raise InvalidArgument("cron", str(error)) from None
 
 
-def _duration(seconds: float) -> duration_pb2.Duration:
-    whole = int(seconds // 1)
-    return duration_pb2.Duration(seconds=whole, nanos=int(round((seconds - whole) * 1e6)) * 1000)
-
-
 def _schedule(row: ScheduleRow) -> schedule_pb2.Schedule:
     message = schedule_pb2.Schedule(
         id=row.id,
@@ -129,7 +123,7 @@ def _schedule(row: ScheduleRow) -> schedule_pb2.Schedule:
         task=row.task,
     )
     if row.expire is not None:
-        message.expire.CopyFrom(_duration(row.expire))
+        message.expire.CopyFrom(convert.duration(row.expire))
     if row.last_run is not None:
         message.last_run.CopyFrom(convert.timestamp(row.last_run))
     return message

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from broker import convert, validate
+from broker import convert, limits, validate
 from broker.dispatch import Dispatcher, Message
 from broker.errors import InvalidArgument
 from broker.services.context import ServiceContext
@@ -24,26 +24,24 @@ MESSAGE_OVERHEAD = 1024
 
 
 def subscription(request: pb.SubscribeRequest) -> Subscription:
-    if request.worker_id <= 0:
-        raise InvalidArgument("worker_id", "must be the id of a registered worker")
-    if request.concurrency < 0:
-        raise InvalidArgument("concurrency", "must not be negative")
-    if request.spare < 0:
-        raise InvalidArgument("spare", "must not be negative")
-    limits = {}
+    most = limits.MAX_CONCURRENCY
+    if len(request.limits) > limits.MAX_TASKS:
+        raise InvalidArgument("limits", f"must hold at most {limits.MAX_TASKS} tasks")
+    task_limits = {}
     for task, limit in request.limits.items():
         validate.name(task, "limits")
-        if limit < 0:
-            raise InvalidArgument(f"limits[{task}]", "must not be negative")
-        limits[task] = limit
+        task_limits[task] = validate.bounded(limit, f"limits[{task}]", most)
+    queues = validate.names(request.queues, "queues", limits.MAX_QUEUES) or ["default"]
+    tasks = validate.names(request.tasks, "tasks", limits.MAX_TASKS)
+    validate.ready_sets(queues, tasks)
     return Subscription(
-        worker=request.worker_id,
-        concurrency=request.concurrency,
-        queues=validate.names(request.queues, "queues") or ["default"],
-        tasks=validate.names(request.tasks, "tasks"),
+        worker=validate.ident(request.worker_id, "worker_id"),
+        concurrency=validate.bounded(request.concurrency, "concurrency", most),
+        queues=queues,
+        tasks=tasks,
         min_priority=request.min_priority if request.HasField("min_priority") else None,
-        limits=limits,
-        spare=request.spare,
+        limits=task_limits,
+        spare=validate.bounded(request.spare, "spare", most),
         spare_min_priority=request.spare_min_priority,
     )
 
@@ -98,7 +96,14 @@ async def subscribe(
     sub = subscription(request)
     if dispatcher.stopping:
         await context.abort(grpc.StatusCode.UNAVAILABLE, "broker is shutting down; reconnect")
-    stream = await dispatcher.open(namespace, sub, list(request.running))
+    replaces = sub.worker in dispatcher.streams.get(namespace, {})  # its old stream closes
+    if not replaces and sum(map(len, dispatcher.streams.values())) >= ctx.settings.max_streams:
+        await context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"this replica serves at most {ctx.settings.max_streams} streams; try another",
+        )
+    running = validate.idents(request.running, "running")
+    stream = await dispatcher.open(namespace, sub, running)
     if stream is None:
         await context.abort(
             grpc.StatusCode.FAILED_PRECONDITION,

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from broker import convert, validate, values, wire
-from broker.errors import InvalidArgument, rpc, stream_rpc
+from broker import convert, limits, validate, values, wire
+from broker.errors import rpc, stream_rpc
 from broker.services import streams
 from broker.services.context import ServiceContext
 from broker.store import WorkerRow
@@ -22,12 +22,6 @@ log = logging.getLogger("jobwire.workers")
 # Longest lease a worker may ask for: a day (a worker that heartbeats less often than that is
 # better served by the default, Minion's missing_after).
 MAX_LEASE = 86400.0
-
-
-def worker_id(value: int, field: str = "id") -> int:
-    if value <= 0:
-        raise InvalidArgument(field, "must be a worker id (at least 1)")
-    return value
 
 
 def worker_message(row: WorkerRow) -> worker_pb2.Worker:
@@ -53,18 +47,23 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self, request: pb.RegisterWorkerRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterWorkerResponse:
         namespace = self.ctx.namespace(request.namespace)
-        wid = worker_id(request.id) if request.HasField("id") else None
-        if len(request.host) > validate.MAX_NAME:
-            raise InvalidArgument("host", f"must be at most {validate.MAX_NAME} characters")
-        status = self.ctx.payload.text(values.from_value(request.status), "status")
-        lease = validate.optional_seconds(request, "lease_duration", minimum=1.0)
-        if lease is not None and lease > MAX_LEASE:
-            raise InvalidArgument("lease_duration", f"must be at most {MAX_LEASE:g} seconds")
-        running = list(dict.fromkeys(request.running.ids)) if request.HasField("running") else None
+        wid = validate.optional_ident(request, "id", limits.MAX_CHOSEN_WORKER_ID)
+        host = validate.text(request.host, "host")
+        status = self.ctx.payload.text(
+            values.from_value(request.status), "status", limits.MAX_STATUS_BYTES
+        )
+        lease = None
+        if request.HasField("lease_duration"):
+            lease = validate.seconds(
+                request.lease_duration, "lease_duration", minimum=1.0, maximum=MAX_LEASE
+            )
+        running = None
+        if request.HasField("running"):
+            running = validate.idents(request.running.ids, "running.ids")
         registered = await self.store.register_worker(
             namespace,
             wid,
-            host=request.host,
+            host=host,
             pid=request.pid,
             status=status,
             running=running,
@@ -82,7 +81,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self, request: pb.UnregisterWorkerRequest, context: grpc.aio.ServicerContext
     ) -> pb.UnregisterWorkerResponse:
         namespace = self.ctx.namespace(request.namespace)
-        await self.store.unregister_worker(namespace, worker_id(request.id))
+        await self.store.unregister_worker(namespace, validate.ident(request.id))
         return pb.UnregisterWorkerResponse()
 
     @rpc
@@ -97,8 +96,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             namespace,
             offset,
             limit,
-            before=request.before if request.HasField("before") else None,
-            ids=list(request.ids),
+            before=validate.optional_ident(request, "before"),
+            ids=validate.idents(request.ids, "ids", limits.MAX_FILTER_IDS),
         )
         return pb.ListWorkersResponse(workers=[worker_message(r) for r in rows], total=total)
 
@@ -109,8 +108,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         """Unknown ids are skipped, as Minion does: `delivered` is false when none was reached."""
         namespace = self.ctx.namespace(request.namespace)
         command = validate.name(request.command, "command")
-        args = self.ctx.payload.list(request.args, "args")
-        delivered = await self.store.broadcast(namespace, command, args, list(request.ids))
+        args = self.ctx.payload.list(request.args, "args", limits.MAX_COMMAND_BYTES)
+        ids = validate.idents(request.ids, "ids")
+        delivered = await self.store.broadcast(namespace, command, args, ids)
         return pb.BroadcastResponse(delivered=delivered)
 
     @rpc
@@ -118,7 +118,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self, request: pb.ReceiveRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReceiveResponse:
         namespace = self.ctx.namespace(request.namespace)
-        commands = await self.store.receive(namespace, worker_id(request.worker_id, "worker_id"))
+        commands = await self.store.receive(
+            namespace, validate.ident(request.worker_id, "worker_id")
+        )
         return pb.ReceiveResponse(commands=[convert.list_value(c) for c in commands])
 
     @stream_rpc

@@ -46,7 +46,7 @@ def test_enqueue_options(client: Client) -> None:
         expire=300,
         lax=True,
         notes={"tag": "a", "n": 1.5},
-        parents=[-1, 999],
+        parents=[998, 999],
         priority=7,
         queue="fast",
     )
@@ -55,7 +55,7 @@ def test_enqueue_options(client: Client) -> None:
     assert info.args == [{"nested": [1, "x", None]}]
     assert (info.attempts, info.lax, info.priority, info.queue) == (3, True, 7, "fast")
     assert info.notes == {"tag": "a", "n": 1.5}
-    assert info.parents == [-1, 999]
+    assert info.parents == [998, 999]
     assert info.created is not None and info.delayed is not None and info.expires is not None
     assert abs((info.delayed - info.created).total_seconds() - 100) < 0.01
     assert abs((info.expires - info.created).total_seconds() - 300) < 0.01
@@ -490,6 +490,7 @@ def test_jobs_taken_for_a_dequeue_whose_caller_left_go_back(broker: Any, client:
 
     servicer = JobServicer(dataclasses.replace(ctx, store=SlowStore()))
     request = pb.DequeueRequest(namespace=client.namespace, worker_id=worker)
+
     async def dequeue() -> Any:
         return await servicer.Dequeue(request, None)  # no grpc context: never used here
 

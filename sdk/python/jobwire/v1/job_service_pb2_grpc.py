@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class JobServiceStub:
-    """JobService enqueues, dequeues, completes and inspects jobs.
+    """JobService enqueues, dequeues, completes and inspects jobs. Ids in requests are 1 to 2^53-1
+    (exact as a JSON number); repeated values are deduplicated; names are at most 256 characters.
     """
 
     def __init__(self, channel):
@@ -93,7 +94,8 @@ class JobServiceStub:
 
 
 class JobServiceServicer:
-    """JobService enqueues, dequeues, completes and inspects jobs.
+    """JobService enqueues, dequeues, completes and inspects jobs. Ids in requests are 1 to 2^53-1
+    (exact as a JSON number); repeated values are deduplicated; names are at most 256 characters.
     """
 
     def Enqueue(self, request, context):
@@ -240,7 +242,8 @@ def add_JobServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class JobService:
-    """JobService enqueues, dequeues, completes and inspects jobs.
+    """JobService enqueues, dequeues, completes and inspects jobs. Ids in requests are 1 to 2^53-1
+    (exact as a JSON number); repeated values are deduplicated; names are at most 256 characters.
     """
 
     @staticmethod

@@ -27,7 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class JobServiceStub:
-    """JobService enqueues, dequeues, completes and inspects jobs."""
+    """JobService enqueues, dequeues, completes and inspects jobs. Ids in requests are 1 to 2^53-1
+    (exact as a JSON number); repeated values are deduplicated; names are at most 256 characters.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -58,7 +60,9 @@ class JobServiceStub:
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
-    """JobService enqueues, dequeues, completes and inspects jobs."""
+    """JobService enqueues, dequeues, completes and inspects jobs. Ids in requests are 1 to 2^53-1
+    (exact as a JSON number); repeated values are deduplicated; names are at most 256 characters.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Enqueue: _aio.UnaryUnaryMultiCallable[_job_service_pb2.EnqueueRequest, _job_service_pb2.EnqueueResponse]  # type: ignore[assignment]
@@ -85,7 +89,9 @@ class JobServiceAsyncStub(JobServiceStub):
     """ListJobs returns jobs newest first, filtered."""
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
-    """JobService enqueues, dequeues, completes and inspects jobs."""
+    """JobService enqueues, dequeues, completes and inspects jobs. Ids in requests are 1 to 2^53-1
+    (exact as a JSON number); repeated values are deduplicated; names are at most 256 characters.
+    """
 
     @_abc_1.abstractmethod
     def Enqueue(

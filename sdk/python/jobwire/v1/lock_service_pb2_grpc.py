@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class LockServiceStub:
-    """LockService manages named locks with holder limits.
+    """LockService manages named locks with holder limits. Names are at most 256 characters.
     """
 
     def __init__(self, channel):
@@ -53,7 +53,7 @@ class LockServiceStub:
 
 
 class LockServiceServicer:
-    """LockService manages named locks with holder limits.
+    """LockService manages named locks with holder limits. Names are at most 256 characters.
     """
 
     def AcquireLock(self, request, context):
@@ -104,7 +104,7 @@ def add_LockServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class LockService:
-    """LockService manages named locks with holder limits.
+    """LockService manages named locks with holder limits. Names are at most 256 characters.
     """
 
     @staticmethod

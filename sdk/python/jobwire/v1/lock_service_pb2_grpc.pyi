@@ -27,7 +27,7 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class LockServiceStub:
-    """LockService manages named locks with holder limits."""
+    """LockService manages named locks with holder limits. Names are at most 256 characters."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -42,7 +42,7 @@ class LockServiceStub:
 
 @_typing.type_check_only
 class LockServiceAsyncStub(LockServiceStub):
-    """LockService manages named locks with holder limits."""
+    """LockService manages named locks with holder limits. Names are at most 256 characters."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     AcquireLock: _aio.UnaryUnaryMultiCallable[_lock_service_pb2.AcquireLockRequest, _lock_service_pb2.AcquireLockResponse]  # type: ignore[assignment]
@@ -53,7 +53,7 @@ class LockServiceAsyncStub(LockServiceStub):
     """ListLocks returns live lock holders newest first."""
 
 class LockServiceServicer(metaclass=_abc_1.ABCMeta):
-    """LockService manages named locks with holder limits."""
+    """LockService manages named locks with holder limits. Names are at most 256 characters."""
 
     @_abc_1.abstractmethod
     def AcquireLock(

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class ScheduleServiceStub:
-    """ScheduleService manages cron schedules that enqueue jobs.
+    """ScheduleService manages cron schedules that enqueue jobs. Ids in requests are 1 to 2^53-1 (exact
+    as a JSON number); repeated values are deduplicated; names are at most 256 characters.
     """
 
     def __init__(self, channel):
@@ -68,7 +69,8 @@ class ScheduleServiceStub:
 
 
 class ScheduleServiceServicer:
-    """ScheduleService manages cron schedules that enqueue jobs.
+    """ScheduleService manages cron schedules that enqueue jobs. Ids in requests are 1 to 2^53-1 (exact
+    as a JSON number); repeated values are deduplicated; names are at most 256 characters.
     """
 
     def UpsertSchedule(self, request, context):
@@ -157,7 +159,8 @@ def add_ScheduleServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ScheduleService:
-    """ScheduleService manages cron schedules that enqueue jobs.
+    """ScheduleService manages cron schedules that enqueue jobs. Ids in requests are 1 to 2^53-1 (exact
+    as a JSON number); repeated values are deduplicated; names are at most 256 characters.
     """
 
     @staticmethod

@@ -27,7 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ScheduleServiceStub:
-    """ScheduleService manages cron schedules that enqueue jobs."""
+    """ScheduleService manages cron schedules that enqueue jobs. Ids in requests are 1 to 2^53-1 (exact
+    as a JSON number); repeated values are deduplicated; names are at most 256 characters.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -52,7 +54,9 @@ class ScheduleServiceStub:
 
 @_typing.type_check_only
 class ScheduleServiceAsyncStub(ScheduleServiceStub):
-    """ScheduleService manages cron schedules that enqueue jobs."""
+    """ScheduleService manages cron schedules that enqueue jobs. Ids in requests are 1 to 2^53-1 (exact
+    as a JSON number); repeated values are deduplicated; names are at most 256 characters.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     UpsertSchedule: _aio.UnaryUnaryMultiCallable[_schedule_service_pb2.UpsertScheduleRequest, _schedule_service_pb2.UpsertScheduleResponse]  # type: ignore[assignment]
@@ -73,7 +77,9 @@ class ScheduleServiceAsyncStub(ScheduleServiceStub):
     """
 
 class ScheduleServiceServicer(metaclass=_abc_1.ABCMeta):
-    """ScheduleService manages cron schedules that enqueue jobs."""
+    """ScheduleService manages cron schedules that enqueue jobs. Ids in requests are 1 to 2^53-1 (exact
+    as a JSON number); repeated values are deduplicated; names are at most 256 characters.
+    """
 
     @_abc_1.abstractmethod
     def UpsertSchedule(

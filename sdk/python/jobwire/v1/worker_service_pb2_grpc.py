@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class WorkerServiceStub:
-    """WorkerService registers workers, controls them remotely and streams work to them.
+    """WorkerService registers workers, controls them remotely and streams work to them. Ids in
+    requests are 1 to 2^53-1 (exact as a JSON number); repeated values are deduplicated; names
+    are at most 256 characters.
     """
 
     def __init__(self, channel):
@@ -68,7 +70,9 @@ class WorkerServiceStub:
 
 
 class WorkerServiceServicer:
-    """WorkerService registers workers, controls them remotely and streams work to them.
+    """WorkerService registers workers, controls them remotely and streams work to them. Ids in
+    requests are 1 to 2^53-1 (exact as a JSON number); repeated values are deduplicated; names
+    are at most 256 characters.
     """
 
     def RegisterWorker(self, request, context):
@@ -108,7 +112,8 @@ class WorkerServiceServicer:
 
     def Subscribe(self, request, context):
         """Subscribe streams jobs and remote-control commands to a registered worker while it has free slots.
-        The broker ends the stream with UNAVAILABLE when the worker should reconnect (to any replica).
+        The broker ends the stream with UNAVAILABLE when the worker should reconnect (to any replica),
+        and refuses it with RESOURCE_EXHAUSTED when the replica has its most open streams.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -156,7 +161,9 @@ def add_WorkerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class WorkerService:
-    """WorkerService registers workers, controls them remotely and streams work to them.
+    """WorkerService registers workers, controls them remotely and streams work to them. Ids in
+    requests are 1 to 2^53-1 (exact as a JSON number); repeated values are deduplicated; names
+    are at most 256 characters.
     """
 
     @staticmethod

@@ -27,7 +27,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class WorkerServiceStub:
-    """WorkerService registers workers, controls them remotely and streams work to them."""
+    """WorkerService registers workers, controls them remotely and streams work to them. Ids in
+    requests are 1 to 2^53-1 (exact as a JSON number); repeated values are deduplicated; names
+    are at most 256 characters.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -45,12 +48,16 @@ class WorkerServiceStub:
     """Receive returns a worker's inbox and empties it."""
     Subscribe: _grpc.UnaryStreamMultiCallable[_worker_service_pb2.SubscribeRequest, _worker_service_pb2.SubscribeResponse]
     """Subscribe streams jobs and remote-control commands to a registered worker while it has free slots.
-    The broker ends the stream with UNAVAILABLE when the worker should reconnect (to any replica).
+    The broker ends the stream with UNAVAILABLE when the worker should reconnect (to any replica),
+    and refuses it with RESOURCE_EXHAUSTED when the replica has its most open streams.
     """
 
 @_typing.type_check_only
 class WorkerServiceAsyncStub(WorkerServiceStub):
-    """WorkerService registers workers, controls them remotely and streams work to them."""
+    """WorkerService registers workers, controls them remotely and streams work to them. Ids in
+    requests are 1 to 2^53-1 (exact as a JSON number); repeated values are deduplicated; names
+    are at most 256 characters.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     RegisterWorker: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.RegisterWorkerRequest, _worker_service_pb2.RegisterWorkerResponse]  # type: ignore[assignment]
@@ -65,11 +72,15 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     """Receive returns a worker's inbox and empties it."""
     Subscribe: _aio.UnaryStreamMultiCallable[_worker_service_pb2.SubscribeRequest, _worker_service_pb2.SubscribeResponse]  # type: ignore[assignment]
     """Subscribe streams jobs and remote-control commands to a registered worker while it has free slots.
-    The broker ends the stream with UNAVAILABLE when the worker should reconnect (to any replica).
+    The broker ends the stream with UNAVAILABLE when the worker should reconnect (to any replica),
+    and refuses it with RESOURCE_EXHAUSTED when the replica has its most open streams.
     """
 
 class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
-    """WorkerService registers workers, controls them remotely and streams work to them."""
+    """WorkerService registers workers, controls them remotely and streams work to them. Ids in
+    requests are 1 to 2^53-1 (exact as a JSON number); repeated values are deduplicated; names
+    are at most 256 characters.
+    """
 
     @_abc_1.abstractmethod
     def RegisterWorker(
@@ -118,7 +129,8 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_worker_service_pb2.SubscribeResponse], _abc.AsyncIterator[_worker_service_pb2.SubscribeResponse]]:
         """Subscribe streams jobs and remote-control commands to a registered worker while it has free slots.
-        The broker ends the stream with UNAVAILABLE when the worker should reconnect (to any replica).
+        The broker ends the stream with UNAVAILABLE when the worker should reconnect (to any replica),
+        and refuses it with RESOURCE_EXHAUSTED when the replica has its most open streams.
         """
 
 def add_WorkerServiceServicer_to_server(servicer: WorkerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

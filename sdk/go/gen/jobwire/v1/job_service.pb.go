@@ -89,15 +89,15 @@ type EnqueueRequest struct {
 	Args *structpb.ListValue `protobuf:"bytes,3,opt,name=args,proto3" json:"args,omitempty"`
 	// Automatic attempts (at least 1); unset means 1.
 	Attempts *int32 `protobuf:"varint,4,opt,name=attempts,proto3,oneof" json:"attempts,omitempty"`
-	// How long to wait before the job may run; unset means no delay.
+	// How long to wait before the job may run (0 to 100 years); unset means no delay.
 	Delay *durationpb.Duration `protobuf:"bytes,5,opt,name=delay,proto3" json:"delay,omitempty"`
-	// How long the job may wait before it expires; unset means never.
+	// How long the job may wait before it expires (0 to 100 years); unset means never.
 	Expire *durationpb.Duration `protobuf:"bytes,6,opt,name=expire,proto3" json:"expire,omitempty"`
 	// Whether the job may run after a parent failed.
 	Lax bool `protobuf:"varint,7,opt,name=lax,proto3" json:"lax,omitempty"`
-	// Initial notes; unset means an empty object.
+	// Initial notes (at most 100 top-level keys); unset means an empty object.
 	Notes *structpb.Struct `protobuf:"bytes,8,opt,name=notes,proto3" json:"notes,omitempty"`
-	// Ids of jobs that must finish first (not validated).
+	// Ids of jobs that must finish first (at most 1000; they need not exist).
 	Parents []int64 `protobuf:"varint,9,rep,packed,name=parents,proto3" json:"parents,omitempty"`
 	// Priority; higher runs first; default 0.
 	Priority int32 `protobuf:"varint,10,opt,name=priority,proto3" json:"priority,omitempty"`
@@ -271,7 +271,7 @@ type BatchEnqueueRequest struct {
 
 	// Namespace; empty means the broker's default namespace. Each request's namespace must be empty or equal.
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	// The jobs to add, in order.
+	// The jobs to add, in order: at most 10000, with at most 16 MiB of args and notes together.
 	Requests []*EnqueueRequest `protobuf:"bytes,2,rep,name=requests,proto3" json:"requests,omitempty"`
 }
 
@@ -380,17 +380,19 @@ type DequeueRequest struct {
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// Id of the worker taking the jobs.
 	WorkerId int64 `protobuf:"varint,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
-	// How long to wait for a job when none is ready; unset means do not wait.
+	// How long to wait for a job when none is ready (0 to 1 hour); unset means do not wait.
 	Wait *durationpb.Duration `protobuf:"bytes,3,opt,name=wait,proto3" json:"wait,omitempty"`
 	// Only dequeue the job with this id.
 	Id *int64 `protobuf:"varint,4,opt,name=id,proto3,oneof" json:"id,omitempty"`
 	// Only dequeue jobs with at least this priority.
 	MinPriority *int32 `protobuf:"varint,5,opt,name=min_priority,json=minPriority,proto3,oneof" json:"min_priority,omitempty"`
-	// Queues to take jobs from; empty means ["default"].
+	// Queues to take jobs from (at most 100); empty means ["default"].
 	Queues []string `protobuf:"bytes,6,rep,name=queues,proto3" json:"queues,omitempty"`
-	// Tasks the worker can run; empty means any task.
+	// Tasks the worker can run (at most 1000, and at most 1000 (queue, task) pairs with queues);
+	// empty means any task.
 	Tasks []string `protobuf:"bytes,7,rep,name=tasks,proto3" json:"tasks,omitempty"`
-	// Most jobs to hand out; 0 means 1.
+	// Most jobs to hand out (0 to 1000); 0 means 1. At most 20000 / (queues x tasks) are handed out
+	// per call, as each pick looks at every (queue, task) pair; queues x tasks is at most 1000.
 	Count int32 `protobuf:"varint,8,opt,name=count,proto3" json:"count,omitempty"`
 }
 
@@ -895,7 +897,7 @@ type CompleteJobsRequest struct {
 
 	// Namespace; empty means the broker's default namespace.
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	// The completions, applied in order.
+	// The completions, applied in order (at most 10000).
 	Completions []*Completion `protobuf:"bytes,2,rep,name=completions,proto3" json:"completions,omitempty"`
 }
 
@@ -1008,13 +1010,13 @@ type RetryJobRequest struct {
 	Retries int32 `protobuf:"varint,3,opt,name=retries,proto3" json:"retries,omitempty"`
 	// New automatic attempts.
 	Attempts *int32 `protobuf:"varint,4,opt,name=attempts,proto3,oneof" json:"attempts,omitempty"`
-	// Delay before the job may run again; unset means none.
+	// Delay before the job may run again (0 to 100 years); unset means none.
 	Delay *durationpb.Duration `protobuf:"bytes,5,opt,name=delay,proto3" json:"delay,omitempty"`
-	// New expiry, counted from now; unset keeps the current one.
+	// New expiry, counted from now (0 to 100 years); unset keeps the current one.
 	Expire *durationpb.Duration `protobuf:"bytes,6,opt,name=expire,proto3" json:"expire,omitempty"`
 	// New lax flag.
 	Lax *bool `protobuf:"varint,7,opt,name=lax,proto3,oneof" json:"lax,omitempty"`
-	// New parents; unset keeps the current ones.
+	// New parents (at most 1000); unset keeps the current ones.
 	Parents *JobIds `protobuf:"bytes,8,opt,name=parents,proto3" json:"parents,omitempty"`
 	// New priority.
 	Priority *int32 `protobuf:"varint,9,opt,name=priority,proto3,oneof" json:"priority,omitempty"`
@@ -1299,7 +1301,7 @@ type NoteJobRequest struct {
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// Job id.
 	Id int64 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
-	// Top-level keys to set; a null value removes the key.
+	// Top-level keys to set (at most 100); a null value removes the key.
 	Merge *structpb.Struct `protobuf:"bytes,3,opt,name=merge,proto3" json:"merge,omitempty"`
 }
 
@@ -1520,21 +1522,21 @@ type ListJobsRequest struct {
 
 	// Namespace; empty means the broker's default namespace.
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	// Rows to skip.
+	// Rows to skip (0 to 1000000; page further with `before`).
 	Offset int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
 	// Most rows to return (0 to 1000); unset means 100.
 	Limit *int32 `protobuf:"varint,3,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
 	// Only jobs with an id lower than this.
 	Before *int64 `protobuf:"varint,4,opt,name=before,proto3,oneof" json:"before,omitempty"`
-	// Only these job ids.
+	// Only these job ids (at most 1000).
 	Ids []int64 `protobuf:"varint,5,rep,packed,name=ids,proto3" json:"ids,omitempty"`
-	// Only jobs whose notes have any of these top-level keys.
+	// Only jobs whose notes have any of these top-level keys (at most 20).
 	Notes []string `protobuf:"bytes,6,rep,name=notes,proto3" json:"notes,omitempty"`
-	// Only jobs in any of these queues.
+	// Only jobs in any of these queues (at most 20).
 	Queues []string `protobuf:"bytes,7,rep,name=queues,proto3" json:"queues,omitempty"`
 	// Only jobs in any of these states.
 	States []State `protobuf:"varint,8,rep,packed,name=states,proto3,enum=jobwire.v1.State" json:"states,omitempty"`
-	// Only jobs of any of these tasks.
+	// Only jobs of any of these tasks (at most 20).
 	Tasks []string `protobuf:"bytes,9,rep,name=tasks,proto3" json:"tasks,omitempty"`
 }
 

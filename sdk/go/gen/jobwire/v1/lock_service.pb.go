@@ -31,9 +31,10 @@ type AcquireLockRequest struct {
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// Lock name; required.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// How long to hold the lock; unset, zero or negative only checks whether it could be acquired.
+	// How long to hold the lock (at most 100 years either way); unset, zero or negative only checks
+	// whether it could be acquired.
 	Duration *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
-	// Most live holders (at least 1); 0 means 1.
+	// Most live holders (1 to 10000); 0 means 1.
 	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 }
 
@@ -261,11 +262,11 @@ type ListLocksRequest struct {
 
 	// Namespace; empty means the broker's default namespace.
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	// Rows to skip.
+	// Rows to skip (0 to 1000000).
 	Offset int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
 	// Most rows to return (0 to 1000); unset means 100.
 	Limit *int32 `protobuf:"varint,3,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
-	// Only locks with any of these names.
+	// Only locks with any of these names (at most 20).
 	Names []string `protobuf:"bytes,4,rep,name=names,proto3" json:"names,omitempty"`
 }
 

@@ -32,7 +32,7 @@ type UpsertScheduleRequest struct {
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// Unique name; required.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// Cron expression; required.
+	// Cron expression (at most 256 characters); required.
 	Cron string `protobuf:"bytes,3,opt,name=cron,proto3" json:"cron,omitempty"`
 	// Task of each job; required.
 	Task string `protobuf:"bytes,4,opt,name=task,proto3" json:"task,omitempty"`
@@ -40,11 +40,11 @@ type UpsertScheduleRequest struct {
 	Args *structpb.ListValue `protobuf:"bytes,5,opt,name=args,proto3" json:"args,omitempty"`
 	// Automatic attempts of each job (at least 1); unset means 1.
 	Attempts *int32 `protobuf:"varint,6,opt,name=attempts,proto3,oneof" json:"attempts,omitempty"`
-	// Expiry of each job; unset means never.
+	// Expiry of each job (0 to 100 years); unset means never.
 	Expire *durationpb.Duration `protobuf:"bytes,7,opt,name=expire,proto3" json:"expire,omitempty"`
 	// Lax flag of each job.
 	Lax bool `protobuf:"varint,8,opt,name=lax,proto3" json:"lax,omitempty"`
-	// Notes of each job; unset means an empty object.
+	// Notes of each job (at most 100 top-level keys); unset means an empty object.
 	Notes *structpb.Struct `protobuf:"bytes,9,opt,name=notes,proto3" json:"notes,omitempty"`
 	// Priority of each job.
 	Priority int32 `protobuf:"varint,10,opt,name=priority,proto3" json:"priority,omitempty"`
@@ -539,15 +539,15 @@ type ListSchedulesRequest struct {
 
 	// Namespace; empty means the broker's default namespace.
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	// Rows to skip.
+	// Rows to skip (0 to 1000000; page further with `before`).
 	Offset int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
 	// Most rows to return (0 to 1000); unset means 100.
 	Limit *int32 `protobuf:"varint,3,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
 	// Only schedules with an id lower than this.
 	Before *int64 `protobuf:"varint,4,opt,name=before,proto3,oneof" json:"before,omitempty"`
-	// Only these schedule ids.
+	// Only these schedule ids (at most 1000).
 	Ids []int64 `protobuf:"varint,5,rep,packed,name=ids,proto3" json:"ids,omitempty"`
-	// Only schedules with these names.
+	// Only schedules with these names (at most 20).
 	Names []string `protobuf:"bytes,6,rep,name=names,proto3" json:"names,omitempty"`
 }
 

@@ -31,9 +31,10 @@ type RegisterWorkerRequest struct {
 
 	// Namespace; empty means the broker's default namespace.
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	// Existing id to heartbeat (re-created with that id if it was removed); unset registers a new worker.
+	// Existing id to heartbeat (re-created with that id if it was removed; at most 2^52); unset
+	// registers a new worker.
 	Id *int64 `protobuf:"varint,2,opt,name=id,proto3,oneof" json:"id,omitempty"`
-	// Status to store; replaces the previous one.
+	// Status to store (at most 64 KiB of JSON); replaces the previous one.
 	Status *structpb.Struct `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
 	// Host name of the worker process.
 	Host string `protobuf:"bytes,4,opt,name=host,proto3" json:"host,omitempty"`
@@ -305,13 +306,13 @@ type ListWorkersRequest struct {
 
 	// Namespace; empty means the broker's default namespace.
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	// Rows to skip.
+	// Rows to skip (0 to 1000000; page further with `before`).
 	Offset int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
 	// Most rows to return (0 to 1000); unset means 100.
 	Limit *int32 `protobuf:"varint,3,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
 	// Only workers with an id lower than this.
 	Before *int64 `protobuf:"varint,4,opt,name=before,proto3,oneof" json:"before,omitempty"`
-	// Only these worker ids.
+	// Only these worker ids (at most 1000).
 	Ids []int64 `protobuf:"varint,5,rep,packed,name=ids,proto3" json:"ids,omitempty"`
 }
 
@@ -450,9 +451,9 @@ type BroadcastRequest struct {
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// Command name.
 	Command string `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
-	// Command arguments, any JSON.
+	// Command arguments, any JSON (at most 64 KiB).
 	Args *structpb.ListValue `protobuf:"bytes,3,opt,name=args,proto3" json:"args,omitempty"`
-	// Workers to reach; empty means all.
+	// Workers to reach (at most 20000); empty means all.
 	Ids []int64 `protobuf:"varint,4,rep,packed,name=ids,proto3" json:"ids,omitempty"`
 }
 
@@ -682,20 +683,24 @@ type SubscribeRequest struct {
 	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// Id of a registered worker.
 	WorkerId int64 `protobuf:"varint,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
-	// Queues to take jobs from; empty means ["default"].
+	// Queues to take jobs from (at most 100); empty means ["default"].
 	Queues []string `protobuf:"bytes,3,rep,name=queues,proto3" json:"queues,omitempty"`
-	// Tasks the worker can run; empty means any task.
+	// Tasks the worker can run (at most 1000, and at most 1000 (queue, task) pairs with queues);
+	// empty means any task.
 	Tasks []string `protobuf:"bytes,4,rep,name=tasks,proto3" json:"tasks,omitempty"`
-	// Most jobs active under this worker at once; 0 pauses it (spare slots still apply).
+	// Most jobs active under this worker at once (0 to 10000); 0 pauses it (spare slots still apply).
 	Concurrency int32 `protobuf:"varint,5,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
 	// Only jobs with at least this priority.
 	MinPriority *int32 `protobuf:"varint,6,opt,name=min_priority,json=minPriority,proto3,oneof" json:"min_priority,omitempty"`
 	// Ids of the jobs the worker is running now. On (re)connection, jobs active under this worker
 	// that are not listed are delivered again, so a job written to a stream that died is never stuck.
+	// At most 20000.
 	Running []int64 `protobuf:"varint,7,rep,packed,name=running,proto3" json:"running,omitempty"`
-	// Per-task limits: at most this many jobs of the task active under the worker at once.
+	// Per-task limits: at most this many jobs of the task active under the worker at once (at most
+	// 1000 tasks, each 0 to 10000).
 	Limits map[string]int32 `protobuf:"bytes,8,rep,name=limits,proto3" json:"limits,omitempty" protobuf_key:"bytes,1,opt,name=key,proto3" protobuf_val:"varint,2,opt,name=value,proto3"`
-	// Extra slots beyond concurrency, only for jobs with at least spare_min_priority (Minion's spare).
+	// Extra slots beyond concurrency, only for jobs with at least spare_min_priority (Minion's spare;
+	// 0 to 10000).
 	Spare int32 `protobuf:"varint,9,opt,name=spare,proto3" json:"spare,omitempty"`
 	// Minimum priority of jobs that may use the spare slots.
 	SpareMinPriority int32 `protobuf:"varint,10,opt,name=spare_min_priority,json=spareMinPriority,proto3" json:"spare_min_priority,omitempty"`

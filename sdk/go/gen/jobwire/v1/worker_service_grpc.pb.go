@@ -28,7 +28,8 @@ type WorkerServiceClient interface {
 	// Receive returns a worker's inbox and empties it.
 	Receive(ctx context.Context, in *ReceiveRequest, opts ...grpc.CallOption) (*ReceiveResponse, error)
 	// Subscribe streams jobs and remote-control commands to a registered worker while it has free slots.
-	// The broker ends the stream with UNAVAILABLE when the worker should reconnect (to any replica).
+	// The broker ends the stream with UNAVAILABLE when the worker should reconnect (to any replica),
+	// and refuses it with RESOURCE_EXHAUSTED when the replica has its most open streams.
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (WorkerService_SubscribeClient, error)
 }
 
@@ -132,7 +133,8 @@ type WorkerServiceServer interface {
 	// Receive returns a worker's inbox and empties it.
 	Receive(context.Context, *ReceiveRequest) (*ReceiveResponse, error)
 	// Subscribe streams jobs and remote-control commands to a registered worker while it has free slots.
-	// The broker ends the stream with UNAVAILABLE when the worker should reconnect (to any replica).
+	// The broker ends the stream with UNAVAILABLE when the worker should reconnect (to any replica),
+	// and refuses it with RESOURCE_EXHAUSTED when the replica has its most open streams.
 	Subscribe(*SubscribeRequest, WorkerService_SubscribeServer) error
 	mustEmbedUnimplementedWorkerServiceServer()
 }

@@ -51,14 +51,14 @@ export type EnqueueRequest = Message<"jobwire.v1.EnqueueRequest"> & {
   attempts?: number | undefined;
 
   /**
-   * How long to wait before the job may run; unset means no delay.
+   * How long to wait before the job may run (0 to 100 years); unset means no delay.
    *
    * @generated from field: google.protobuf.Duration delay = 5;
    */
   delay?: Duration | undefined;
 
   /**
-   * How long the job may wait before it expires; unset means never.
+   * How long the job may wait before it expires (0 to 100 years); unset means never.
    *
    * @generated from field: google.protobuf.Duration expire = 6;
    */
@@ -72,14 +72,14 @@ export type EnqueueRequest = Message<"jobwire.v1.EnqueueRequest"> & {
   lax: boolean;
 
   /**
-   * Initial notes; unset means an empty object.
+   * Initial notes (at most 100 top-level keys); unset means an empty object.
    *
    * @generated from field: google.protobuf.Struct notes = 8;
    */
   notes?: JsonObject | undefined;
 
   /**
-   * Ids of jobs that must finish first (not validated).
+   * Ids of jobs that must finish first (at most 1000; they need not exist).
    *
    * @generated from field: repeated int64 parents = 9;
    */
@@ -142,7 +142,7 @@ export type BatchEnqueueRequest = Message<"jobwire.v1.BatchEnqueueRequest"> & {
   namespace: string;
 
   /**
-   * The jobs to add, in order.
+   * The jobs to add, in order: at most 10000, with at most 16 MiB of args and notes together.
    *
    * @generated from field: repeated jobwire.v1.EnqueueRequest requests = 2;
    */
@@ -198,7 +198,7 @@ export type DequeueRequest = Message<"jobwire.v1.DequeueRequest"> & {
   workerId: bigint;
 
   /**
-   * How long to wait for a job when none is ready; unset means do not wait.
+   * How long to wait for a job when none is ready (0 to 1 hour); unset means do not wait.
    *
    * @generated from field: google.protobuf.Duration wait = 3;
    */
@@ -219,21 +219,23 @@ export type DequeueRequest = Message<"jobwire.v1.DequeueRequest"> & {
   minPriority?: number | undefined;
 
   /**
-   * Queues to take jobs from; empty means ["default"].
+   * Queues to take jobs from (at most 100); empty means ["default"].
    *
    * @generated from field: repeated string queues = 6;
    */
   queues: string[];
 
   /**
-   * Tasks the worker can run; empty means any task.
+   * Tasks the worker can run (at most 1000, and at most 1000 (queue, task) pairs with queues);
+   * empty means any task.
    *
    * @generated from field: repeated string tasks = 7;
    */
   tasks: string[];
 
   /**
-   * Most jobs to hand out; 0 means 1.
+   * Most jobs to hand out (0 to 1000); 0 means 1. At most 20000 / (queues x tasks) are handed out
+   * per call, as each pick looks at every (queue, task) pair; queues x tasks is at most 1000.
    *
    * @generated from field: int32 count = 8;
    */
@@ -474,7 +476,7 @@ export type CompleteJobsRequest = Message<"jobwire.v1.CompleteJobsRequest"> & {
   namespace: string;
 
   /**
-   * The completions, applied in order.
+   * The completions, applied in order (at most 10000).
    *
    * @generated from field: repeated jobwire.v1.Completion completions = 2;
    */
@@ -544,14 +546,14 @@ export type RetryJobRequest = Message<"jobwire.v1.RetryJobRequest"> & {
   attempts?: number | undefined;
 
   /**
-   * Delay before the job may run again; unset means none.
+   * Delay before the job may run again (0 to 100 years); unset means none.
    *
    * @generated from field: google.protobuf.Duration delay = 5;
    */
   delay?: Duration | undefined;
 
   /**
-   * New expiry, counted from now; unset keeps the current one.
+   * New expiry, counted from now (0 to 100 years); unset keeps the current one.
    *
    * @generated from field: google.protobuf.Duration expire = 6;
    */
@@ -565,7 +567,7 @@ export type RetryJobRequest = Message<"jobwire.v1.RetryJobRequest"> & {
   lax?: boolean | undefined;
 
   /**
-   * New parents; unset keeps the current ones.
+   * New parents (at most 1000); unset keeps the current ones.
    *
    * @generated from field: jobwire.v1.JobIds parents = 8;
    */
@@ -691,7 +693,7 @@ export type NoteJobRequest = Message<"jobwire.v1.NoteJobRequest"> & {
   id: bigint;
 
   /**
-   * Top-level keys to set; a null value removes the key.
+   * Top-level keys to set (at most 100); a null value removes the key.
    *
    * @generated from field: google.protobuf.Struct merge = 3;
    */
@@ -789,7 +791,7 @@ export type ListJobsRequest = Message<"jobwire.v1.ListJobsRequest"> & {
   namespace: string;
 
   /**
-   * Rows to skip.
+   * Rows to skip (0 to 1000000; page further with `before`).
    *
    * @generated from field: int64 offset = 2;
    */
@@ -810,21 +812,21 @@ export type ListJobsRequest = Message<"jobwire.v1.ListJobsRequest"> & {
   before?: bigint | undefined;
 
   /**
-   * Only these job ids.
+   * Only these job ids (at most 1000).
    *
    * @generated from field: repeated int64 ids = 5;
    */
   ids: bigint[];
 
   /**
-   * Only jobs whose notes have any of these top-level keys.
+   * Only jobs whose notes have any of these top-level keys (at most 20).
    *
    * @generated from field: repeated string notes = 6;
    */
   notes: string[];
 
   /**
-   * Only jobs in any of these queues.
+   * Only jobs in any of these queues (at most 20).
    *
    * @generated from field: repeated string queues = 7;
    */
@@ -838,7 +840,7 @@ export type ListJobsRequest = Message<"jobwire.v1.ListJobsRequest"> & {
   states: State[];
 
   /**
-   * Only jobs of any of these tasks.
+   * Only jobs of any of these tasks (at most 20).
    *
    * @generated from field: repeated string tasks = 9;
    */
@@ -916,7 +918,8 @@ export const OutcomeSchema: GenEnum<Outcome> = /*@__PURE__*/
   enumDesc(file_jobwire_v1_job_service, 0);
 
 /**
- * JobService enqueues, dequeues, completes and inspects jobs.
+ * JobService enqueues, dequeues, completes and inspects jobs. Ids in requests are 1 to 2^53-1
+ * (exact as a JSON number); repeated values are deduplicated; names are at most 256 characters.
  *
  * @generated from service jobwire.v1.JobService
  */

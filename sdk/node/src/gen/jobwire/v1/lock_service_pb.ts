@@ -37,14 +37,15 @@ export type AcquireLockRequest = Message<"jobwire.v1.AcquireLockRequest"> & {
   name: string;
 
   /**
-   * How long to hold the lock; unset, zero or negative only checks whether it could be acquired.
+   * How long to hold the lock (at most 100 years either way); unset, zero or negative only checks
+   * whether it could be acquired.
    *
    * @generated from field: google.protobuf.Duration duration = 3;
    */
   duration?: Duration | undefined;
 
   /**
-   * Most live holders (at least 1); 0 means 1.
+   * Most live holders (1 to 10000); 0 means 1.
    *
    * @generated from field: int32 limit = 4;
    */
@@ -142,7 +143,7 @@ export type ListLocksRequest = Message<"jobwire.v1.ListLocksRequest"> & {
   namespace: string;
 
   /**
-   * Rows to skip.
+   * Rows to skip (0 to 1000000).
    *
    * @generated from field: int64 offset = 2;
    */
@@ -156,7 +157,7 @@ export type ListLocksRequest = Message<"jobwire.v1.ListLocksRequest"> & {
   limit?: number | undefined;
 
   /**
-   * Only locks with any of these names.
+   * Only locks with any of these names (at most 20).
    *
    * @generated from field: repeated string names = 4;
    */
@@ -199,7 +200,7 @@ export const ListLocksResponseSchema: GenMessage<ListLocksResponse> = /*@__PURE_
   messageDesc(file_jobwire_v1_lock_service, 5);
 
 /**
- * LockService manages named locks with holder limits.
+ * LockService manages named locks with holder limits. Names are at most 256 characters.
  *
  * @generated from service jobwire.v1.LockService
  */

@@ -37,7 +37,7 @@ export type UpsertScheduleRequest = Message<"jobwire.v1.UpsertScheduleRequest"> 
   name: string;
 
   /**
-   * Cron expression; required.
+   * Cron expression (at most 256 characters); required.
    *
    * @generated from field: string cron = 3;
    */
@@ -65,7 +65,7 @@ export type UpsertScheduleRequest = Message<"jobwire.v1.UpsertScheduleRequest"> 
   attempts?: number | undefined;
 
   /**
-   * Expiry of each job; unset means never.
+   * Expiry of each job (0 to 100 years); unset means never.
    *
    * @generated from field: google.protobuf.Duration expire = 7;
    */
@@ -79,7 +79,7 @@ export type UpsertScheduleRequest = Message<"jobwire.v1.UpsertScheduleRequest"> 
   lax: boolean;
 
   /**
-   * Notes of each job; unset means an empty object.
+   * Notes of each job (at most 100 top-level keys); unset means an empty object.
    *
    * @generated from field: google.protobuf.Struct notes = 9;
    */
@@ -289,7 +289,7 @@ export type ListSchedulesRequest = Message<"jobwire.v1.ListSchedulesRequest"> & 
   namespace: string;
 
   /**
-   * Rows to skip.
+   * Rows to skip (0 to 1000000; page further with `before`).
    *
    * @generated from field: int64 offset = 2;
    */
@@ -310,14 +310,14 @@ export type ListSchedulesRequest = Message<"jobwire.v1.ListSchedulesRequest"> & 
   before?: bigint | undefined;
 
   /**
-   * Only these schedule ids.
+   * Only these schedule ids (at most 1000).
    *
    * @generated from field: repeated int64 ids = 5;
    */
   ids: bigint[];
 
   /**
-   * Only schedules with these names.
+   * Only schedules with these names (at most 20).
    *
    * @generated from field: repeated string names = 6;
    */
@@ -402,7 +402,8 @@ export const DispatchSchedulesResponseSchema: GenMessage<DispatchSchedulesRespon
   messageDesc(file_jobwire_v1_schedule_service, 11);
 
 /**
- * ScheduleService manages cron schedules that enqueue jobs.
+ * ScheduleService manages cron schedules that enqueue jobs. Ids in requests are 1 to 2^53-1 (exact
+ * as a JSON number); repeated values are deduplicated; names are at most 256 characters.
  *
  * @generated from service jobwire.v1.ScheduleService
  */

@@ -32,14 +32,15 @@ export type RegisterWorkerRequest = Message<"jobwire.v1.RegisterWorkerRequest"> 
   namespace: string;
 
   /**
-   * Existing id to heartbeat (re-created with that id if it was removed); unset registers a new worker.
+   * Existing id to heartbeat (re-created with that id if it was removed; at most 2^52); unset
+   * registers a new worker.
    *
    * @generated from field: optional int64 id = 2;
    */
   id?: bigint | undefined;
 
   /**
-   * Status to store; replaces the previous one.
+   * Status to store (at most 64 KiB of JSON); replaces the previous one.
    *
    * @generated from field: google.protobuf.Struct status = 3;
    */
@@ -180,7 +181,7 @@ export type ListWorkersRequest = Message<"jobwire.v1.ListWorkersRequest"> & {
   namespace: string;
 
   /**
-   * Rows to skip.
+   * Rows to skip (0 to 1000000; page further with `before`).
    *
    * @generated from field: int64 offset = 2;
    */
@@ -201,7 +202,7 @@ export type ListWorkersRequest = Message<"jobwire.v1.ListWorkersRequest"> & {
   before?: bigint | undefined;
 
   /**
-   * Only these worker ids.
+   * Only these worker ids (at most 1000).
    *
    * @generated from field: repeated int64 ids = 5;
    */
@@ -264,14 +265,14 @@ export type BroadcastRequest = Message<"jobwire.v1.BroadcastRequest"> & {
   command: string;
 
   /**
-   * Command arguments, any JSON.
+   * Command arguments, any JSON (at most 64 KiB).
    *
    * @generated from field: google.protobuf.ListValue args = 3;
    */
   args?: ListValue | undefined;
 
   /**
-   * Workers to reach; empty means all.
+   * Workers to reach (at most 20000); empty means all.
    *
    * @generated from field: repeated int64 ids = 4;
    */
@@ -376,21 +377,22 @@ export type SubscribeRequest = Message<"jobwire.v1.SubscribeRequest"> & {
   workerId: bigint;
 
   /**
-   * Queues to take jobs from; empty means ["default"].
+   * Queues to take jobs from (at most 100); empty means ["default"].
    *
    * @generated from field: repeated string queues = 3;
    */
   queues: string[];
 
   /**
-   * Tasks the worker can run; empty means any task.
+   * Tasks the worker can run (at most 1000, and at most 1000 (queue, task) pairs with queues);
+   * empty means any task.
    *
    * @generated from field: repeated string tasks = 4;
    */
   tasks: string[];
 
   /**
-   * Most jobs active under this worker at once; 0 pauses it (spare slots still apply).
+   * Most jobs active under this worker at once (0 to 10000); 0 pauses it (spare slots still apply).
    *
    * @generated from field: int32 concurrency = 5;
    */
@@ -406,20 +408,23 @@ export type SubscribeRequest = Message<"jobwire.v1.SubscribeRequest"> & {
   /**
    * Ids of the jobs the worker is running now. On (re)connection, jobs active under this worker
    * that are not listed are delivered again, so a job written to a stream that died is never stuck.
+   * At most 20000.
    *
    * @generated from field: repeated int64 running = 7;
    */
   running: bigint[];
 
   /**
-   * Per-task limits: at most this many jobs of the task active under the worker at once.
+   * Per-task limits: at most this many jobs of the task active under the worker at once (at most
+   * 1000 tasks, each 0 to 10000).
    *
    * @generated from field: map<string, int32> limits = 8;
    */
   limits: { [key: string]: number };
 
   /**
-   * Extra slots beyond concurrency, only for jobs with at least spare_min_priority (Minion's spare).
+   * Extra slots beyond concurrency, only for jobs with at least spare_min_priority (Minion's spare;
+   * 0 to 10000).
    *
    * @generated from field: int32 spare = 9;
    */
@@ -476,7 +481,9 @@ export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE_
   messageDesc(file_jobwire_v1_worker_service, 11);
 
 /**
- * WorkerService registers workers, controls them remotely and streams work to them.
+ * WorkerService registers workers, controls them remotely and streams work to them. Ids in
+ * requests are 1 to 2^53-1 (exact as a JSON number); repeated values are deduplicated; names
+ * are at most 256 characters.
  *
  * @generated from service jobwire.v1.WorkerService
  */
@@ -533,7 +540,8 @@ export const WorkerService: GenService<{
   },
   /**
    * Subscribe streams jobs and remote-control commands to a registered worker while it has free slots.
-   * The broker ends the stream with UNAVAILABLE when the worker should reconnect (to any replica).
+   * The broker ends the stream with UNAVAILABLE when the worker should reconnect (to any replica),
+   * and refuses it with RESOURCE_EXHAUSTED when the replica has its most open streams.
    *
    * @generated from rpc jobwire.v1.WorkerService.Subscribe
    */
