@@ -321,10 +321,12 @@ REPAIR_BATCH = 1000
 # End of Workers, Locks, Repair (types) ----------------------------------------------------------
 
 
-# Scripts that only read: they never register a namespace, so reads cannot fill the registry.
+# Scripts that never register a namespace: reads (so reads cannot fill the registry), and upkeep,
+# which visits only registered namespaces and the broker's default one.
 _READS = frozenset(
-    {"history", "list_jobs", "list_locks", "list_schedules", "list_workers", "stats"}
-)
+    {"history", "list_jobs", "list_locks", "list_schedules", "list_workers", "stats",
+     "reclaim_leases", "repair", "hold_repair_lock", "due_schedules"}
+)  # fmt: skip
 
 
 class Store:

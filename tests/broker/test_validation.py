@@ -523,7 +523,9 @@ def test_subscribe_bounds(stubs: Stubs, namespace: str, field: str) -> None:
 def test_batch_bytes_are_bounded(make_broker: Any, namespace: str) -> None:
     """A batch may not exceed MAX_BATCH_BYTES in total even when each job fits the payload limit
     (the receive limit, twice the payload limit, lets such a batch through here)."""
-    broker = make_broker(max_payload_bytes=12 * 1024 * 1024)
+    broker = make_broker(
+        max_payload_bytes=12 * 1024 * 1024, max_message_bytes=limits.MAX_BATCH_BYTES
+    )
     j = job_service_pb2
     args = struct_pb2.ListValue()
     args.append("x" * (limits.MAX_BATCH_BYTES // 2))

@@ -1012,8 +1012,8 @@ async def test_stats(store, namespace, check):
     empty = await store.stats(namespace)
     assert all(empty[k] == 0 for k in empty if k != "uptime")
     ids = await jobs_in_every_state(store, namespace)
-    await enqueue(store, namespace, expire=0.05)
-    await enqueue(store, namespace, delay=0.05)
+    await enqueue(store, namespace, expire=0.5)
+    await enqueue(store, namespace, delay=0.5)
     job = await dequeue(store, namespace, worker=2, queues=["idle"])
     assert job is not None and job.id == ids["inactive"]
     await check()
@@ -1021,7 +1021,7 @@ async def test_stats(store, namespace, check):
     assert (stats["active_jobs"], stats["failed_jobs"], stats["finished_jobs"]) == (2, 1, 1)
     assert (stats["inactive_jobs"], stats["delayed_jobs"]) == (4, 2)
     assert (stats["active_workers"], stats["enqueued_jobs"]) == (2, 8)
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.55)
     stats = await store.stats(namespace)
     assert (stats["inactive_jobs"], stats["delayed_jobs"]) == (3, 1)
     await check()
@@ -1263,15 +1263,16 @@ async def test_stale_parent_expiry_entries_do_not_starve_expired_parents(
     store, redis, ks, namespace
 ):
     stale = 101
-    parents = await store.enqueue(namespace, [JobSpec("p", queue="pq", expire=0.1)] * stale)
+    # Expiries long enough that a loaded machine still parks every child before they pass.
+    parents = await store.enqueue(namespace, [JobSpec("p", queue="pq", expire=1.0)] * stale)
     kids = await store.enqueue(namespace, [JobSpec("c", parents=[p]) for p in parents])
     assert await dequeue_id(store, namespace) is None  # parks every child
     for kid in kids:
         assert await store.remove_job(namespace, kid)
-    real_parent = await enqueue(store, namespace, "p", queue="pq", expire=0.2)
+    real_parent = await enqueue(store, namespace, "p", queue="pq", expire=1.2)
     child = await enqueue(store, namespace, parents=[real_parent])
     assert await dequeue_id(store, namespace) is None
-    await asyncio.sleep(0.25)  # every parent expired
+    await asyncio.sleep(1.25)  # every parent expired
     assert await dequeue_id(store, namespace) == child
     assert await redis.zcard(ks.key("parent_expiry")) == 0
 
