@@ -8,8 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from broker import config
-from broker.server import serve
+from broker import config, logs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,9 +19,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = config.Settings.from_args(args)
     except ValueError as error:
         parser.error(str(error))
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.quiet_grpc_core(settings.log_format)
+    logs.configure(settings.log_level, settings.log_format)
+    from broker.server import serve  # imports grpc: after quiet_grpc_core
+
     try:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:

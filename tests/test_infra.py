@@ -59,6 +59,8 @@ def test_every_variable_is_parsed() -> None:
         "JOBWIRE_GRACE_PERIOD": "0",
         "JOBWIRE_MAX_PAYLOAD": "1048576",
         "JOBWIRE_LOG_LEVEL": "debug",
+        "JOBWIRE_HTTP_LISTEN": "0.0.0.0:9090",
+        "JOBWIRE_LOG_FORMAT": "JSON",
         "UNRELATED": "ignored",
     }
     assert {spec.env for spec in SPECS.values()} == set(env) - {"UNRELATED"}
@@ -77,6 +79,8 @@ def test_every_variable_is_parsed() -> None:
         grace_period=0.0,
         max_payload_bytes=1048576,
         log_level="DEBUG",
+        http_listen="0.0.0.0:9090",
+        log_format="json",
     )
 
 
