@@ -167,7 +167,7 @@ def test_explicit_address_taken_refuses_to_start(redis_server: str) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
-        address = "127.0.0.1:%d" % holder.getsockname()[1]
+        address = f"127.0.0.1:{holder.getsockname()[1]}"
         env = _broker_env(redis_server, JOBWIRE_HTTP_LISTEN=address)
         proc = subprocess.run(
             [sys.executable, "-m", "broker"], env=env, capture_output=True, text=True, timeout=30

@@ -814,6 +814,14 @@ class Worker:
             outcome = "failed"
             result = {"error": f"the result of task {entry.job.task!r} is not JSON: "
                                f"{error.field}: {error.description}"}  # fmt: skip
+        job = entry.job
+        fields = {"task": job.task, "job_id": job.id, "attempt": job.retries + 1}
+        if outcome == "failed":
+            summary = result.get("error", result) if isinstance(result, dict) else result
+            log.warning("job %d (%s, attempt %d) failed: %s", job.id, job.task,
+                        job.retries + 1, summary, extra={**fields, "error": summary})  # fmt: skip
+        else:
+            log.debug("job %d (%s) finished", job.id, job.task, extra=fields)
         entry.report = (outcome, result)
         self._outbox.append(entry)
         self._outbox_ready.set()
