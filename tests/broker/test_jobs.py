@@ -490,7 +490,6 @@ def test_jobs_taken_for_a_dequeue_whose_caller_left_go_back(broker: Any, client:
 
     servicer = JobServicer(dataclasses.replace(ctx, store=SlowStore()))
     request = pb.DequeueRequest(namespace=client.namespace, worker_id=worker)
-
     async def dequeue() -> Any:
         return await servicer.Dequeue(request, None)  # no grpc context: never used here
 
