@@ -100,4 +100,5 @@ def dequeued(item: Dequeued) -> job_pb2.DequeuedJob:
         attempts=item.attempts,
         notes=notes_struct(item.notes),
         parents=json.loads(item.parents),
+        traceparent=item.trace,
     )

@@ -35,9 +35,10 @@ class JobSpec:
     parents: Sequence[int] = ()
     priority: int = 0
     queue: str = "default"
+    trace: str = ""  # the producer's W3C traceparent, handed to the worker with the job
 
     def to_args(self) -> list[str | int]:
-        """The 10 ARGV values enqueue.lua reads per job (no JSON wrapper to decode in Lua)."""
+        """The 11 ARGV values enqueue.lua reads per job (no JSON wrapper to decode in Lua)."""
         return [
             self.task,
             self.args,
@@ -49,6 +50,7 @@ class JobSpec:
             dumps(list(self.parents)) if self.parents else "[]",
             self.priority,
             self.queue,
+            self.trace,
         ]
 
     def to_json(self) -> str:
@@ -82,6 +84,7 @@ class Dequeued:
     attempts: int
     parents: str
     notes: dict[str, str]
+    trace: str = ""  # W3C traceparent of the enqueue, "" for none
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ def _dequeued(row: Sequence[Any]) -> Dequeued:
         attempts=int(row[6]),
         parents=_text(row[7]),
         notes=_pairs(row[8]),
+        trace=_text(row[-1]),  # always the row's last element
     )
 
 

@@ -9,7 +9,7 @@
 -- ARGV[5]  queues, JSON array of strings
 -- ARGV[6]  tasks, JSON array of strings (empty: any task)
 -- Returns  {now, next_delayed_due or false, job...}; job = {id, task, args, retries, queue, priority,
---          attempts, parents, notes_flat}
+--          attempts, parents, notes_flat, trace ("" for none)}
 local worker = ARGV[1]
 local count = tonumber(ARGV[2])
 local only_id = ARGV[3]

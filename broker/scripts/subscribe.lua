@@ -24,8 +24,9 @@ local out = {epoch, commands}
 for _, id in ipairs(redis.call('SMEMBERS', P .. 'worker_jobs:' .. worker)) do
   if not running[id] then
     local f = redis.call('HMGET', job_key(id), 'queue', 'task', 'args', 'retries', 'priority',
-      'attempts', 'parents')
-    out[#out + 1] = {id, f[2], f[3], f[4], f[1], f[5], f[6], f[7], redis.call('HGETALL', notes_key(id))}
+      'attempts', 'parents', 'trace')
+    out[#out + 1] = {id, f[2], f[3], f[4], f[1], f[5], f[6], f[7], redis.call('HGETALL', notes_key(id)),
+      f[8] or ''}
   end
 end
 return out

@@ -11,6 +11,7 @@ from broker import convert, validate
 from broker.errors import InvalidArgument, rpc
 from broker.services.context import ServiceContext
 from broker.store import JobSpec, RetryOptions
+from broker.tracing import traceparent
 from jobwire.v1 import job_pb2, job_service_pb2_grpc
 from jobwire.v1 import job_service_pb2 as pb
 
@@ -23,7 +24,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self.ctx = ctx
         self.store = ctx.store
 
-    def _spec(self, request: pb.EnqueueRequest, prefix: str = "") -> JobSpec:
+    def _spec(self, request: pb.EnqueueRequest, prefix: str = "", trace: str = "") -> JobSpec:
         payload = self.ctx.payload
         return JobSpec(
             task=validate.name(request.task, prefix + "task"),
@@ -38,6 +39,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             parents=list(request.parents),
             priority=request.priority,
             queue=validate.name(request.queue, prefix + "queue", default="default"),
+            trace=trace,
         )
 
     @rpc
@@ -45,7 +47,8 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self, request: pb.EnqueueRequest, context: grpc.aio.ServicerContext
     ) -> pb.EnqueueResponse:
         namespace = self.ctx.namespace(request.namespace)
-        (job_id,) = await self.store.enqueue(namespace, [self._spec(request)])
+        spec = self._spec(request, trace=traceparent(context))
+        (job_id,) = await self.store.enqueue(namespace, [spec])
         return pb.EnqueueResponse(id=job_id)
 
     @rpc
@@ -56,11 +59,12 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         if len(request.requests) > MAX_BATCH:
             raise InvalidArgument("requests", f"must hold at most {MAX_BATCH} jobs")
         specs = []
+        trace = traceparent(context)
         for i, item in enumerate(request.requests):
             prefix = f"requests[{i}]."
             if item.namespace and self.ctx.namespace(item.namespace) != namespace:
                 raise InvalidArgument(prefix + "namespace", "must be empty or equal to the batch's")
-            specs.append(self._spec(item, prefix))
+            specs.append(self._spec(item, prefix, trace))
         ids = await self.store.enqueue(namespace, specs) if specs else []
         return pb.BatchEnqueueResponse(ids=ids)
 

@@ -85,11 +85,12 @@ end
 local function activate(id, worker, now)
   local jk = job_key(id)
   local f = redis.call('HMGET', jk, 'queue', 'task', 'parked', 'args', 'retries', 'priority',
-    'attempts', 'parents')
+    'attempts', 'parents', 'trace')
   leave_inactive(id, f[1], f[2], f[3])
   redis.call('HSET', jk, 'state', 'active', 'started', tstr(now), 'worker', worker)
   set_state(id, 'inactive', 'active')
   redis.call('SADD', P .. 'worker_jobs:' .. worker, id)
   redis.call('HINCRBY', P .. 'busy_workers', worker, 1)
-  return {id, f[2], f[4], f[5], f[1], f[6], f[7], f[8], redis.call('HGETALL', notes_key(id))}
+  return {id, f[2], f[4], f[5], f[1], f[6], f[7], f[8], redis.call('HGETALL', notes_key(id)),
+    f[9] or ''}
 end
