@@ -248,7 +248,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-# OpenTelemetry's own variables: any exporter setting turns tracing on; the SDK reads the rest.
+# OpenTelemetry's own variables: any of these turns tracing on; the SDK reads the rest itself.
 OTEL_TRACING_VARIABLES = (
     "OTEL_TRACES_EXPORTER",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -256,11 +256,13 @@ OTEL_TRACING_VARIABLES = (
 )
 
 
-def tracing_requested(environ: Mapping[str, str] | None = None) -> bool:
-    """True when the standard OTEL_* variables ask for traces (and the SDK is not disabled)."""
+def trace_exporter(environ: Mapping[str, str] | None = None) -> str | None:
+    """The span exporter the standard OTEL_* variables ask for ("otlp", "console" ...), or None
+    when they ask for none (tracing off)."""
     env = os.environ if environ is None else environ
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    if env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
-        return False
-    return any(env.get(name, "").strip() for name in OTEL_TRACING_VARIABLES)
+        return None
+    if not any(env.get(name, "").strip() for name in OTEL_TRACING_VARIABLES):
+        return None
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower() or "otlp"
+    return None if exporter == "none" else exporter

@@ -25,6 +25,8 @@ from broker.services.locks import LockServicer
 from broker.services.schedules import ScheduleServicer
 from broker.services.workers import WorkerServicer
 from broker.store import Store
+from broker.tracing import Tracing
+from broker.tracing import enabled as tracing_enabled
 from broker.upkeep import Repairer
 from broker.wakeups import Wakeups
 from jobwire.v1 import (
@@ -99,11 +101,15 @@ class Broker:
         self.health = health
         self.ctx = ctx
         await self._start_http(store)
-        if self.metrics is not None:
-            store._scripts.observers.append(self.metrics.script_called)
+        # Outermost first: the RPC span encloses what the metrics measure.
+        interceptors: list[grpc.aio.ServerInterceptor] = []
+        for hooks in (Tracing() if tracing_enabled() else None, self.metrics):
+            if hooks is not None:
+                interceptors.append(hooks.interceptor)
+                store._scripts.observers.append(hooks.script_called)
 
         server = grpc.aio.server(
-            interceptors=[self.metrics.interceptor] if self.metrics else None,
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", self.settings.max_payload_bytes * 2 + 65536),
                 ("grpc.max_send_message_length", -1),

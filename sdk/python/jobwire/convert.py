@@ -334,6 +334,7 @@ def dequeued_job(message: job_pb2.DequeuedJob) -> DequeuedJob:
         attempts=message.attempts,
         notes=from_struct(message.notes),
         parents=list(message.parents),
+        traceparent=message.traceparent,
     )
 
 

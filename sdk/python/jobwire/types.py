@@ -55,6 +55,7 @@ class DequeuedJob:
     attempts: int
     notes: dict[str, Any]
     parents: list[int]
+    traceparent: str = ""  # the producer's W3C trace context, "" for none
 
 
 @dataclass(frozen=True, slots=True)

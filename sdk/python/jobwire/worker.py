@@ -47,7 +47,7 @@ from typing import Any, Literal, TypeVar
 
 import grpc
 
-from jobwire import convert
+from jobwire import _tracing, convert
 from jobwire._commands import BUILTIN_COMMANDS, count
 from jobwire._commands import SIGNALS as SIGNALS
 from jobwire._job import CALL_TIMEOUT, Entry, Job
@@ -702,6 +702,7 @@ class Worker:
 
     async def _perform(self, entry: Entry) -> None:
         job, handle = entry.job, entry.handle
+        span = _tracing.start_job(job)
         fn = self._tasks.get(job.task)
         outcome: Outcome = "finished"
         result: Any = None
@@ -721,6 +722,7 @@ class Worker:
             outcome, result = "failed", terminated(0, SIGNALS[entry.killed])
         except Exception as error:
             outcome, result = "failed", error_result(error)
+        _tracing.end_job(span, outcome, result)
         self._complete(entry, outcome, result)
 
     async def _perform_in_thread(
