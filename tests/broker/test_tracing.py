@@ -158,3 +158,41 @@ def test_one_trace_from_producer_through_broker_to_worker(
     # Calls the worker makes while running the job (none here) and its completion belong to
     # other traces; nothing else joined the producer's trace beyond the broker and job spans.
     assert set(by_name) <= {"jobwire.v1.JobService/Enqueue", "redis enqueue", "jobwire.job traced"}
+
+
+def test_everything_works_without_opentelemetry(redis_server: str, namespace: str) -> None:
+    # A process where `import opentelemetry` fails, as without the otel extra.
+    code = textwrap.dedent(
+        """
+        import asyncio, sys
+        sys.modules["opentelemetry"] = None
+        from broker import tracing
+        from broker.config import Settings
+        from broker.server import Broker
+        from jobwire import AsyncClient, _tracing
+
+        assert not tracing.HAVE_OTEL and not tracing.enabled() and not _tracing.HAVE_OTEL
+
+        async def main():
+            broker = Broker(Settings(listen="127.0.0.1:0", redis_url=sys.argv[1],
+                                     http_listen="", repair_interval=0, dispatch_interval=0))
+            port = await broker.start()
+            async with AsyncClient(f"127.0.0.1:{port}", namespace=sys.argv[2]) as client:
+                await client.enqueue("t")
+                worker = await client.register_worker()
+                job = await client.dequeue(worker)
+                assert job is not None and job.traceparent == ""
+                assert _tracing.start_job(job) is None
+            await broker.stop(0.5)
+            print("ok")
+
+        asyncio.run(main())
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'sdk' / 'python'}"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, redis_server, namespace],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
