@@ -96,6 +96,7 @@ class Metrics:
             "jobwire_schedules_fired", "Jobs this replica enqueued for due schedules.",
             ["namespace"], registry=r,
         )  # fmt: skip
+        self._script_children: dict[str, Any] = {}  # labels() once per script name
         self._stats: dict[str, dict[str, int | float]] = {}
         self._redis_up = 0
         self._stats_read = -STATS_TTL
@@ -137,7 +138,10 @@ class Metrics:
 
     def script_called(self, name: str, started_ns: int, error: BaseException | None) -> None:
         """ScriptRunner observer: one script call ended."""
-        self.script_seconds.labels(name).observe((time.time_ns() - started_ns) / 1e9)
+        child = self._script_children.get(name)
+        if child is None:
+            child = self._script_children[name] = self.script_seconds.labels(name)
+        child.observe((time.time_ns() - started_ns) / 1e9)
 
     def repair_ran(self, namespace: str, counts: RepairCounts) -> None:
         """Repairer hook: this replica repaired `namespace`."""
@@ -269,6 +273,7 @@ class RpcMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         m = self.metrics
         name = method.lstrip("/")
         seconds = m.rpc_seconds.labels(name)
+        ok = m.rpcs.labels(name, "OK")
         count_job = m.job_counter(method)
         kwargs = {
             "request_deserializer": handler.request_deserializer,
@@ -293,7 +298,7 @@ class RpcMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     raise
                 finally:
                     seconds.observe(time.perf_counter() - started)
-                    m.rpcs.labels(name, code).inc()
+                    (ok if code == "OK" else m.rpcs.labels(name, code)).inc()
                 if count_job is not None and code == "OK":
                     count_job(request, response)
                 return response
