@@ -149,10 +149,8 @@ class Broker:
         """Background components beyond wake-ups and health (repair, schedules)."""
         # Both cover every namespace any replica has served. Repair runs on one replica at a
         # time; every replica dispatches schedules, and compare-and-set fires each one once.
-        repairer, scheduler = (
-            Repairer(ctx.store, self.settings),
-            Scheduler(ctx.store, self.settings),
-        )
+        repairer = Repairer(ctx.store, self.settings)
+        scheduler = Scheduler(ctx.store, self.settings)
         if self.metrics is not None:
             repairer.on_repaired = self.metrics.repair_ran
             scheduler.on_fired = self.metrics.schedules_ran
