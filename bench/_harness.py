@@ -77,9 +77,11 @@ def redis_server() -> Iterator[str]:
 
 
 def broker_settings(redis_url: str) -> Any:
+    """The bench broker: upkeep off, quiet; other JOBWIRE_* variables apply (JOBWIRE_HTTP_LISTEN
+    empty measures without metrics)."""
     from broker.config import Settings
 
-    return Settings(
+    return Settings.from_env().replace(
         listen="127.0.0.1:0", redis_url=redis_url, repair_interval=0, dispatch_interval=0,
         log_level="WARNING",
     )  # fmt: skip

@@ -8,8 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from broker import config
-from broker.server import serve
+from broker import config, logs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,9 +19,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = config.Settings.from_args(args)
     except ValueError as error:
         parser.error(str(error))
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.quiet_grpc_core(settings.log_format)
+    logs.configure(settings.log_level, settings.log_format)
+    from broker import tracing  # imports grpc: after quiet_grpc_core
+    from broker.server import serve
+
+    exporter = config.trace_exporter()
+    shutdown_tracing = tracing.setup(exporter) if exporter else None
     try:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
@@ -30,6 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # startup failures: one clear line, non-zero exit
         logging.getLogger("jobwire.broker").error("%s", error)
         return 1
+    finally:
+        if shutdown_tracing is not None:
+            shutdown_tracing()  # sends the spans still buffered
     return 0
 
 

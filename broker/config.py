@@ -20,6 +20,9 @@ from typing import Any, NamedTuple
 ENV_PREFIX = "JOBWIRE_"
 MIB = 1024 * 1024
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+LOG_FORMATS = ("text", "json")
+# The HTTP port (metrics, health) when JOBWIRE_HTTP_LISTEN is unset; skipped if taken.
+DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -55,6 +58,9 @@ class Settings:
     max_streams: int = 5000  # open Subscribe streams on this replica
     ping_interval: float = 60.0  # HTTP/2 keepalive pings to each client connection
     ping_timeout: float = 20.0  # a connection whose ping is not answered by then is closed
+    # None: DEFAULT_HTTP_LISTEN if that address is free (else none); "": no HTTP port.
+    http_listen: str | None = None
+    log_format: str = "text"
 
     def __post_init__(self) -> None:
         for name, spec in SPECS.items():
@@ -90,7 +96,7 @@ class Settings:
         values: dict[str, Any] = {}
         for name, text in raw.items():
             text = text.strip()
-            if not text:
+            if not text and name not in BLANK_DISABLES:
                 continue
             try:
                 values[name] = SPECS[name].parse(text)
@@ -163,6 +169,19 @@ def _log_level(value: str) -> str | None:
 
 def _any(value: object) -> str | None:
     return None
+
+
+def _log_format(value: str) -> str | None:
+    return None if value in LOG_FORMATS else f"must be one of {', '.join(LOG_FORMATS)}"
+
+
+def _listen_or_empty(value: str) -> str | None:
+    if value == "":
+        return None
+    host, sep, port = value.rpartition(":")
+    if sep and port.isdigit() and int(port) <= 65535:
+        return None
+    return "must be host:port (port 0 picks a free one) or empty (no HTTP port)"
 
 
 class Spec(NamedTuple):
@@ -263,7 +282,18 @@ SPECS: dict[str, Spec] = {
     "ping_timeout": Spec(
         "JOBWIRE_PING_TIMEOUT", _parse_float, _positive, "seconds an HTTP/2 ping may go unanswered"
     ),
+    "http_listen": Spec(
+        "JOBWIRE_HTTP_LISTEN",
+        _parse_str,
+        _listen_or_empty,
+        "HTTP address (/metrics, /healthz, /readyz), host:port; empty: none",
+    ),
+    "log_format": Spec("JOBWIRE_LOG_FORMAT", str.lower, _log_format, ", ".join(LOG_FORMATS)),
 }
+# Settings whose blank value means "off" rather than "unset".
+BLANK_DISABLES = frozenset({"http_listen"})
+# What an unset (None) setting means, for --help.
+UNSET_MEANS = {"redis_url": "embedded", "http_listen": f"{DEFAULT_HTTP_LISTEN} if free"}
 if list(SPECS) != [f.name for f in dataclasses.fields(Settings)]:  # pragma: no cover
     raise RuntimeError("broker.config: SPECS and Settings fields are out of sync")
 
@@ -286,7 +316,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Settings()
     for name, spec in SPECS.items():
         default = getattr(defaults, name)
-        shown = "unset" if default is None else default
+        shown = UNSET_MEANS.get(name, "unset") if default is None else default
         help_text = f"{spec.help} [env {spec.env}, default {shown}]"
         group.add_argument(
             spec.flag,
@@ -295,3 +325,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             metavar=spec.env.removeprefix(ENV_PREFIX),
             help=help_text.replace("%", "%%"),
         )
+
+
+# OpenTelemetry's own variables: any of these turns tracing on; the SDK reads the rest itself.
+OTEL_TRACING_VARIABLES = (
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+)
+
+
+def trace_exporter(environ: Mapping[str, str] | None = None) -> str | None:
+    """The span exporter the standard OTEL_* variables ask for ("otlp", "console" ...), or None
+    when they ask for none (tracing off)."""
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    if not any(env.get(name, "").strip() for name in OTEL_TRACING_VARIABLES):
+        return None
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower() or "otlp"
+    return None if exporter == "none" else exporter

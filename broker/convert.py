@@ -123,4 +123,5 @@ def dequeued(item: Dequeued) -> job_pb2.DequeuedJob:
         notes=notes_struct(item.notes),
         parents=json.loads(item.parents),
         lease=item.lease,
+        traceparent=item.trace,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +22,8 @@ MAX_BATCH = 1000
 MAX_ARGS = 100_000
 
 Pending = tuple[str, Sequence[Any], "asyncio.Future[Any]"]
+# Told of every call when it ends: script name, time.time_ns() at the call, its error or None.
+Observer = Callable[[str, int, "BaseException | None"], None]
 
 
 class ScriptRunner:
@@ -32,6 +35,7 @@ class ScriptRunner:
         self._shas: dict[str, str] = {}
         self._pending: list[Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self.observers: list[Observer] = []  # metrics, tracing
 
     def sha(self, name: str) -> str:
         sha = self._shas.get(name)
@@ -45,7 +49,17 @@ class ScriptRunner:
         self._pending.append((name, [len(keys), *keys, *args], future))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
-        return await future
+        if not self.observers:
+            return await future
+        started, error = time.time_ns(), None
+        try:
+            return await future
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            for observe in self.observers:
+                observe(name, started, error)
 
     async def _flush(self) -> None:
         try:

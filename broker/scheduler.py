@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from broker.config import Settings
 from broker.store import Dispatched, Store
@@ -31,6 +31,7 @@ class Scheduler:
         self.namespaces: list[str] = self._fixed or [settings.namespace]
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self.on_fired: Callable[[str, list[Dispatched]], None] | None = None  # metrics
 
     async def _refresh(self) -> None:
         if self._fixed is None:
@@ -68,6 +69,8 @@ class Scheduler:
     async def run_once(self, namespace: str) -> list[Dispatched]:
         """Fires the due schedules of `namespace`; the jobs this replica enqueued."""
         fired = await self.store.dispatch_schedules(namespace)
+        if self.on_fired is not None:
+            self.on_fired(namespace, fired)
         for item in fired:
             log.info(
                 "schedule %s (%d) enqueued job %d in %s", item.name, item.id, item.job, namespace

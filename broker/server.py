@@ -12,12 +12,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from broker.auth import AuthInterceptor, Authorizer, exposure_problem
-from broker.config import Settings
+from broker.config import DEFAULT_HTTP_LISTEN, Settings
 from broker.decoding import RejectUndecodable
 from broker.dispatch import Dispatcher
 from broker.embedded_redis import EmbeddedRedis
 from broker.health import HealthReporter
+from broker.http import HttpServer
 from broker.leases import LeaseReaper
+from broker.metrics import Metrics
 from broker.scheduler import Scheduler
 from broker.services.admin import AdminServicer
 from broker.services.context import ServiceContext
@@ -27,6 +29,8 @@ from broker.services.schedules import ScheduleServicer
 from broker.services.workers import WorkerServicer
 from broker.store import Store
 from broker.tls import ServerTls, TlsFiles
+from broker.tracing import Tracing
+from broker.tracing import enabled as tracing_enabled
 from broker.upkeep import Repairer
 from broker.wakeups import Wakeups
 from jobwire.v1 import (
@@ -85,6 +89,9 @@ class Broker:
         self.port = 0
         self.authorizer: Authorizer | None = None
         self.tls: ServerTls | None = None
+        self.metrics: Metrics | None = None
+        self.http: HttpServer | None = None
+        self.http_port: int | None = None  # None: no HTTP port
 
     async def _connect(self) -> aioredis.Redis:
         url = self.settings.redis_url
@@ -142,9 +149,19 @@ class Broker:
         health = HealthReporter(store, SERVICE_NAMES)
         self.health = health
         self.ctx = ctx
+        await self._start_http(store)
+        # Outermost first: the RPC span encloses what the metrics measure, and the metrics count
+        # what authentication refuses.
+        interceptors: list[grpc.aio.ServerInterceptor] = []
+        for hooks in (Tracing() if tracing_enabled() else None, self.metrics):
+            if hooks is not None:
+                interceptors.append(hooks.interceptor)
+                store.observe_scripts(hooks.script_called)
+        if self.authorizer is not None:
+            interceptors.append(AuthInterceptor(self.authorizer))
 
         server = grpc.aio.server(
-            interceptors=[] if self.authorizer is None else [AuthInterceptor(self.authorizer)],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", self.settings.max_payload_bytes * 2 + 65536),
                 ("grpc.max_send_message_length", -1),
@@ -191,11 +208,33 @@ class Broker:
         """Background components beyond wake-ups and health (repair, schedules, leases)."""
         # All cover every namespace any replica has served. Repair runs on one replica at a
         # time; every replica dispatches schedules, and compare-and-set fires each one once.
-        return [
-            Repairer(ctx.store, self.settings),
-            Scheduler(ctx.store, self.settings),
-            LeaseReaper(ctx.store, self.settings),
-        ]
+        repairer = Repairer(ctx.store, self.settings)
+        scheduler = Scheduler(ctx.store, self.settings)
+        if self.metrics is not None:
+            repairer.on_repaired = self.metrics.repair_ran
+            scheduler.on_fired = self.metrics.schedules_ran
+        return [repairer, scheduler, LeaseReaper(ctx.store, self.settings)]
+
+    async def _start_http(self, store: Store) -> None:
+        """The HTTP port and its metrics: JOBWIRE_HTTP_LISTEN, else the default address unless
+        it is taken (then no metrics are collected either)."""
+        address = self.settings.http_listen
+        if address == "":
+            return
+        metrics = Metrics(store, self.dispatcher, self.settings.namespace)
+        http = HttpServer(
+            address or DEFAULT_HTTP_LISTEN,
+            optional=address is None,
+            ready=self.ready,
+            metrics=metrics,
+        )
+        self.http_port = await http.start()
+        if self.http_port is not None:
+            self.http, self.metrics = http, metrics
+
+    async def ready(self) -> bool:
+        """Readiness, the same truth as grpc.health.v1: Redis answers and not draining."""
+        return await self.health.check() and not self.health.draining
 
     async def stop(self, grace: float | None = None) -> None:
         """Reports NOT_SERVING, stops accepting, lets in-flight calls finish within `grace`."""
@@ -208,6 +247,9 @@ class Broker:
             self.ctx.wakeups.wake_all()
             await self.server.stop(grace)
             self.server = None
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
         for component in reversed(self.components):
             try:
                 await component.stop()
@@ -234,7 +276,11 @@ async def serve(settings: Settings) -> None:
     import signal
 
     broker = Broker(settings)
-    await broker.start()
+    try:
+        await broker.start()
+    except BaseException:
+        await broker.stop(0)  # e.g. an address taken: stop the embedded Redis too
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

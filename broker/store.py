@@ -18,6 +18,7 @@ from broker import scripts
 from broker.cron import CronError, next_cron_time
 from broker.errors import ResourceExhausted
 from broker.keyspace import NAMESPACES_KEY, Keyspace
+from broker.pipeline import Observer as ScriptObserver
 from broker.pipeline import ScriptRunner
 from broker.values import dumps
 
@@ -36,9 +37,10 @@ class JobSpec:
     parents: Sequence[int] = ()
     priority: int = 0
     queue: str = "default"
+    trace: str = ""  # the producer's W3C traceparent, handed to the worker with the job
 
     def to_args(self) -> list[str | int]:
-        """The 10 ARGV values enqueue.lua reads per job (no JSON wrapper to decode in Lua)."""
+        """The 11 ARGV values enqueue.lua reads per job (no JSON wrapper to decode in Lua)."""
         return [
             self.task,
             self.args,
@@ -50,6 +52,7 @@ class JobSpec:
             dumps(list(self.parents)) if self.parents else "[]",
             self.priority,
             self.queue,
+            self.trace,
         ]
 
     def to_json(self) -> str:
@@ -84,6 +87,7 @@ class Dequeued:
     parents: str
     notes: dict[str, str]
     lease: int = 0  # fencing token of this attempt
+    trace: str = ""  # W3C traceparent of the enqueue, "" for none
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,7 @@ def _dequeued(row: Sequence[Any]) -> Dequeued:
         parents=_text(row[7]),
         notes=_pairs(row[8]),
         lease=int(row[9]),
+        trace=_text(row[10]),
     )
 
 
@@ -352,6 +357,10 @@ class Store:
         self._scripts = ScriptRunner(client, scripts.source)
         self._keyspaces: dict[str, Keyspace] = {}
         self._registered: set[str] = set()
+
+    def observe_scripts(self, observer: ScriptObserver) -> None:
+        """Calls `observer` after every script call (metrics, tracing)."""
+        self._scripts.observers.append(observer)
 
     def keyspace(self, namespace: str) -> Keyspace:
         ks = self._keyspaces.get(namespace)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from broker.config import Settings
 from broker.store import RepairCounts, Store
@@ -43,6 +43,7 @@ class Repairer:
         self.lease = lease
         self.token = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
+        self.on_repaired: Callable[[str, RepairCounts], None] | None = None  # metrics
 
     async def _refresh(self) -> None:
         if self._fixed is None:
@@ -106,6 +107,8 @@ class Repairer:
             with contextlib.suppress(Exception):
                 await self.store.hold_repair_lock(namespace, self.token, 0)
             raise
+        if self.on_repaired is not None:
+            self.on_repaired(namespace, counts)
         if counts != RepairCounts():
             log.info("repaired namespace %s: %s", namespace, counts)
         # Keep the lock for the rest of the interval so other replicas skip this round.

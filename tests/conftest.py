@@ -164,12 +164,14 @@ class BrokerThread:
 def _settings(default_redis_url: str, **overrides: Any) -> Settings:
     # Upkeep loops off: they visit every namespace of the shared Redis, so a test that needs one
     # (repair, schedules, lease reclaim) starts a broker of its own with it on.
+    # No HTTP port unless a test asks for one (http_listen="127.0.0.1:0"): never 8080.
     base = Settings(
         listen="127.0.0.1:0",
         redis_url=default_redis_url,
         repair_interval=0,
         dispatch_interval=0,
         lease_check_interval=0,
+        http_listen="",
     )
     return base.replace(**overrides)
 

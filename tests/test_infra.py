@@ -76,6 +76,8 @@ def test_every_variable_is_parsed() -> None:
         "JOBWIRE_MAX_STREAMS": "10",
         "JOBWIRE_PING_INTERVAL": "30",
         "JOBWIRE_PING_TIMEOUT": "5.5",
+        "JOBWIRE_HTTP_LISTEN": "0.0.0.0:9090",
+        "JOBWIRE_LOG_FORMAT": "JSON",
         "UNRELATED": "ignored",
     }
     assert {spec.env for spec in SPECS.values()} == set(env) - {"UNRELATED"}
@@ -108,6 +110,8 @@ def test_every_variable_is_parsed() -> None:
         max_streams=10,
         ping_interval=30.0,
         ping_timeout=5.5,
+        http_listen="0.0.0.0:9090",
+        log_format="json",
     )
 
 

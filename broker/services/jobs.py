@@ -11,6 +11,7 @@ from broker import convert, limits, validate
 from broker.errors import InvalidArgument, rpc
 from broker.services.context import ServiceContext
 from broker.store import Completion, Dequeued, JobSpec, RetryOptions
+from broker.tracing import traceparent
 from jobwire.v1 import job_pb2, job_service_pb2_grpc
 from jobwire.v1 import job_service_pb2 as pb
 
@@ -23,7 +24,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self.ctx = ctx
         self.store = ctx.store
 
-    def _spec(self, request: pb.EnqueueRequest, prefix: str = "") -> JobSpec:
+    def _spec(self, request: pb.EnqueueRequest, prefix: str = "", trace: str = "") -> JobSpec:
         payload = self.ctx.payload
         # What a worker receives must fit in one message, or the job could never be delivered.
         size = request.args.ByteSize() + request.notes.ByteSize() + len(request.parents) * 10
@@ -47,6 +48,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             parents=validate.idents(request.parents, prefix + "parents", limits.MAX_PARENTS),
             priority=request.priority,
             queue=validate.name(request.queue, prefix + "queue", default="default"),
+            trace=trace,
         )
 
     @rpc
@@ -54,7 +56,8 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self, request: pb.EnqueueRequest, context: grpc.aio.ServicerContext
     ) -> pb.EnqueueResponse:
         namespace = self.ctx.namespace(request.namespace)
-        (job_id,) = await self.store.enqueue(namespace, [self._spec(request)])
+        spec = self._spec(request, trace=traceparent(context))
+        (job_id,) = await self.store.enqueue(namespace, [spec])
         return pb.EnqueueResponse(id=job_id)
 
     @rpc
@@ -66,11 +69,12 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             raise InvalidArgument("requests", f"must hold at most {limits.MAX_BATCH} jobs")
         specs = []
         size = 0
+        trace = traceparent(context)
         for i, item in enumerate(request.requests):
             prefix = f"requests[{i}]."
             if item.namespace and self.ctx.namespace(item.namespace) != namespace:
                 raise InvalidArgument(prefix + "namespace", "must be empty or equal to the batch's")
-            spec = self._spec(item, prefix)
+            spec = self._spec(item, prefix, trace)
             size += len(spec.args) + sum(len(k) + len(v) for k, v in spec.notes.items())
             if size > limits.MAX_BATCH_BYTES:
                 raise InvalidArgument(

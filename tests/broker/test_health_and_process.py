@@ -91,6 +91,7 @@ def test_broker_process_with_embedded_redis_survives_restart(tmp_path: Path) -> 
         "JOBWIRE_LISTEN": f"127.0.0.1:{port}",
         "JOBWIRE_DATA_DIR": str(tmp_path / "data"),
         "JOBWIRE_GRACE_PERIOD": "2",
+        "JOBWIRE_HTTP_LISTEN": "",
         "PYTHONPATH": f"{ROOT}:{ROOT / 'sdk' / 'python'}",
     }
     env.pop("JOBWIRE_REDIS_URL", None)

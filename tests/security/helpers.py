@@ -166,6 +166,7 @@ class BrokerProcess:
             "JOBWIRE_REPAIR_INTERVAL": "0",
             "JOBWIRE_SCHEDULE_INTERVAL": "0",
             "JOBWIRE_GRACE_PERIOD": "1",
+            "JOBWIRE_HTTP_LISTEN": "",
             **env,
         }
         self.log = log

@@ -102,11 +102,13 @@ local function lease_duration(worker, default)
 end
 
 -- A job row as workers get it (dequeue, dispatch, subscribe):
--- {id, task, args, retries, queue, priority, attempts, parents, notes_flat, lease}.
+-- {id, task, args, retries, queue, priority, attempts, parents, notes_flat, lease, trace}, trace
+-- being the enqueue's W3C traceparent ("" for none).
 local function job_row(id)
   local f = redis.call('HMGET', job_key(id), 'queue', 'task', 'args', 'retries', 'priority',
-    'attempts', 'parents', 'lease')
-  return {id, f[2], f[3], f[4], f[1], f[5], f[6], f[7], redis.call('HGETALL', notes_key(id)), f[8]}
+    'attempts', 'parents', 'lease', 'trace')
+  return {id, f[2], f[3], f[4], f[1], f[5], f[6], f[7], redis.call('HGETALL', notes_key(id)), f[8],
+    f[9] or ''}
 end
 
 -- A new lease token. It never falls behind the clock in microseconds, so it stays unique in the
@@ -126,7 +128,7 @@ end
 local function activate(id, worker, now, expires)
   local jk = job_key(id)
   local f = redis.call('HMGET', jk, 'queue', 'task', 'parked', 'args', 'retries', 'priority',
-    'attempts', 'parents')
+    'attempts', 'parents', 'trace')
   leave_inactive(id, f[1], f[2], f[3])
   local lease = new_lease(now)
   redis.call('HSET', jk, 'state', 'active', 'started', tstr(now), 'worker', worker,
@@ -136,5 +138,5 @@ local function activate(id, worker, now, expires)
   redis.call('SADD', P .. 'worker_jobs:' .. worker, id)
   redis.call('HINCRBY', P .. 'busy_workers', worker, 1)
   return {id, f[2], f[4], f[5], f[1], f[6], f[7], f[8], redis.call('HGETALL', notes_key(id)),
-    lease}
+    lease, f[9] or ''}
 end

@@ -228,7 +228,7 @@ end
 
 -- Creates one inactive job from a spec decoded from JSON (enqueue, batch enqueue, schedules):
 -- {task, args (json text), attempts, delay, expire|null, lax, notes {key: json text},
---  parents (json text), priority, queue}. `id` is the new job's id (nil: take the next one).
+--  parents (json text), priority, queue, trace (traceparent; absent or "": none)}. `id` is the new job's id (nil: take the next one).
 -- Returns the id and whether it is runnable now.
 local function create_job(spec, now, id)
   id = istr(id or redis.call('INCR', P .. 'ids:job'))
@@ -243,6 +243,10 @@ local function create_job(spec, now, id)
   if expires then
     fields[#fields + 1] = 'expires'
     fields[#fields + 1] = tstr(expires)
+  end
+  if spec.trace and spec.trace ~= '' then
+    fields[#fields + 1] = 'trace'
+    fields[#fields + 1] = spec.trace
   end
   redis.call('HSET', job_key(id), unpack(fields))
   local nid = tonumber(id)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from jobwire import _requests as rq
-from jobwire import batching
+from jobwire import _tracing, batching
 from jobwire._channel import ChannelSettings
 from jobwire.errors import from_rpc_error
 from jobwire.types import (
@@ -155,7 +155,9 @@ class AsyncClient:
             self._stubs = rq.Stubs(self._channel)
         method = self._stubs.method(call)
         try:
-            response = await method(call.request, timeout=call.deadline(self.timeout))
+            response = await method(
+                call.request, timeout=call.deadline(self.timeout), metadata=_tracing.metadata()
+            )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
         return call.parse(response)
@@ -195,7 +197,8 @@ class AsyncClient:
             priority=priority,
             queue=queue,
         )
-        if self._enqueues is None or self._stubs is None:  # the first call opens the channel
+        # The first call opens the channel; a traced enqueue goes alone.
+        if self._enqueues is None or self._stubs is None or _tracing.metadata():
             return await self._call(call)
         return await self._enqueues.call(call, self.timeout)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from jobwire import _requests as rq
-from jobwire import batching
+from jobwire import _tracing, batching
 from jobwire._channel import ChannelSettings
 from jobwire.errors import from_rpc_error
 from jobwire.types import (
@@ -149,7 +149,9 @@ class Client:
             return call.parse(None)
         method = self._stubs.method(call)
         try:
-            response = method(call.request, timeout=call.deadline(self.timeout))
+            response = method(
+                call.request, timeout=call.deadline(self.timeout), metadata=_tracing.metadata()
+            )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
         return call.parse(response)
@@ -189,7 +191,7 @@ class Client:
             priority=priority,
             queue=queue,
         )
-        if self._enqueues is None:
+        if self._enqueues is None or _tracing.metadata():  # a traced enqueue goes alone
             return self._call(call)
         return self._enqueues.call(call, self.timeout)
 

@@ -335,6 +335,7 @@ def dequeued_job(message: job_pb2.DequeuedJob) -> DequeuedJob:
         notes=from_struct(message.notes),
         parents=list(message.parents),
         lease=message.lease,
+        traceparent=message.traceparent,
     )
 
 

@@ -57,6 +57,7 @@ class DequeuedJob:
     notes: dict[str, Any]
     parents: list[int]
     lease: int = 0
+    traceparent: str = ""  # the producer's W3C trace context, "" for none
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,7 @@ from typing import Any, Literal, TypeVar
 import grpc
 
 from jobwire import _requests as rq
-from jobwire import convert
+from jobwire import _tracing, convert
 from jobwire._commands import BUILTIN_COMMANDS, count
 from jobwire._commands import SIGNALS as SIGNALS
 from jobwire._job import CALL_TIMEOUT, Entry, Job
@@ -791,6 +791,7 @@ class Worker:
 
     async def _perform(self, entry: Entry) -> None:
         job, handle = entry.job, entry.handle
+        span = _tracing.start_job(job)
         fn = self._tasks.get(job.task)
         outcome: Outcome = "finished"
         result: Any = None
@@ -811,6 +812,7 @@ class Worker:
             outcome, result = "failed", terminated(0, SIGNALS[entry.killed])
         except Exception as error:
             outcome, result = "failed", error_result(error)
+        _tracing.end_job(span, outcome, result)
         self._complete(entry, outcome, result)
 
     async def _perform_in_thread(
@@ -915,13 +917,23 @@ class Worker:
         try:
             self._set_outcome(entry, outcome, result)
         except InvalidValue as error:
-            self._set_outcome(entry, "failed", {
+            outcome, result = "failed", {
                 "error": f"the result of task {entry.job.task!r} is not JSON: "
-                         f"{error.field}: {error.description}"})  # fmt: skip
+                         f"{error.field}: {error.description}"}  # fmt: skip
+            self._set_outcome(entry, outcome, result)
         size = _size(entry)
         if size > MAX_REPORT_BYTES:
-            self._set_outcome(entry, "failed", {
-                "error": f"result too large: {size} bytes (limit {MAX_REPORT_BYTES})"})  # fmt: skip
+            outcome, result = "failed", {
+                "error": f"result too large: {size} bytes (limit {MAX_REPORT_BYTES})"}  # fmt: skip
+            self._set_outcome(entry, outcome, result)
+        job = entry.job
+        fields = {"task": job.task, "job_id": job.id, "attempt": job.retries + 1}
+        if outcome == "failed":
+            summary = result.get("error", result) if isinstance(result, dict) else result
+            log.warning("job %d (%s, attempt %d) failed: %s", job.id, job.task,
+                        job.retries + 1, summary, extra={**fields, "error": summary})  # fmt: skip
+        else:
+            log.debug("job %d (%s) finished", job.id, job.task, extra=fields)
         self._outbox.append(entry)
         self._outbox_ready.set()
 

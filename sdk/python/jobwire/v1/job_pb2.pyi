@@ -71,7 +71,7 @@ class Job(_message.Message):
     def __init__(self, id: _Optional[int] = ..., task: _Optional[str] = ..., args: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., attempts: _Optional[int] = ..., children: _Optional[_Iterable[int]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delayed: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lax: _Optional[bool] = ..., notes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., parents: _Optional[_Iterable[int]] = ..., priority: _Optional[int] = ..., queue: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., retried: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retries: _Optional[int] = ..., started: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[State, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worker: _Optional[int] = ...) -> None: ...
 
 class DequeuedJob(_message.Message):
-    __slots__ = ("id", "task", "args", "retries", "queue", "priority", "attempts", "notes", "parents", "lease")
+    __slots__ = ("id", "task", "args", "retries", "queue", "priority", "attempts", "notes", "parents", "lease", "traceparent")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     ARGS_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,7 @@ class DequeuedJob(_message.Message):
     NOTES_FIELD_NUMBER: _ClassVar[int]
     PARENTS_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     id: int
     task: str
     args: _struct_pb2.ListValue
@@ -92,7 +93,8 @@ class DequeuedJob(_message.Message):
     notes: _struct_pb2.Struct
     parents: _containers.RepeatedScalarFieldContainer[int]
     lease: int
-    def __init__(self, id: _Optional[int] = ..., task: _Optional[str] = ..., args: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., retries: _Optional[int] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., attempts: _Optional[int] = ..., notes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., parents: _Optional[_Iterable[int]] = ..., lease: _Optional[int] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, id: _Optional[int] = ..., task: _Optional[str] = ..., args: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., retries: _Optional[int] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., attempts: _Optional[int] = ..., notes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., parents: _Optional[_Iterable[int]] = ..., lease: _Optional[int] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class JobIds(_message.Message):
     __slots__ = ("ids",)
