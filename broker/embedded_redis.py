@@ -183,7 +183,7 @@ class EmbeddedRedis:
                     proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), self.stop_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
@@ -198,12 +198,12 @@ async def _ping(socket_path: Path) -> bytes | None:
         reader, writer = await asyncio.wait_for(
             asyncio.open_unix_connection(str(socket_path)), timeout=1.0
         )
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return None
     try:
         writer.write(b"PING\r\n")
         return (await asyncio.wait_for(reader.readline(), timeout=1.0)).rstrip(b"\r\n")
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return None
     finally:
         writer.close()
