@@ -15,6 +15,7 @@ from broker.config import Settings
 from broker.dispatch import Dispatcher
 from broker.embedded_redis import EmbeddedRedis
 from broker.health import HealthReporter
+from broker.listen import EXCLUSIVE_PORT_OPTIONS, bind, check_free
 from broker.scheduler import Scheduler
 from broker.services.admin import AdminServicer
 from broker.services.context import ServiceContext
@@ -82,6 +83,7 @@ class Broker:
         )
 
     async def start(self) -> int:
+        check_free(self.settings.listen)  # before any Redis is started or touched
         self.redis = await self._connect()
         store = Store(self.redis)
         wakeups = Wakeups(self.redis)
@@ -96,6 +98,7 @@ class Broker:
 
         server = grpc.aio.server(
             options=[
+                *EXCLUSIVE_PORT_OPTIONS,
                 ("grpc.max_receive_message_length", self.settings.max_payload_bytes * 2 + 65536),
                 ("grpc.max_send_message_length", -1),
                 ("grpc.keepalive_permit_without_calls", 1),
@@ -118,9 +121,7 @@ class Broker:
             ],
             server,
         )
-        self.port = server.add_insecure_port(self.settings.listen)
-        if self.port == 0:
-            raise RuntimeError(f"cannot listen on {self.settings.listen}")
+        self.port = bind(server, self.settings.listen)
         self.components = [wakeups, health, self.dispatcher, *self._upkeep(ctx)]
         await health.start()
         for component in self.components[3:]:
@@ -173,7 +174,11 @@ async def serve(settings: Settings) -> None:
     import signal
 
     broker = Broker(settings)
-    await broker.start()
+    try:
+        await broker.start()
+    except BaseException:
+        await broker.stop(0)  # whatever started (an embedded Redis) stops again
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
