@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Protocol
 
 import grpc
@@ -13,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from broker.config import Settings
 from broker.dispatch import Dispatcher
+from broker.drain import Drain
 from broker.embedded_redis import EmbeddedRedis
 from broker.health import HealthReporter
 from broker.listen import EXCLUSIVE_PORT_OPTIONS, bind, check_free
@@ -40,6 +42,8 @@ from jobwire.v1 import (
 )
 
 log = logging.getLogger("jobwire.broker")
+DRAIN_QUIET = 0.1  # seconds without a new call after which gRPC's queue counts as empty
+DRAIN_MAX = 1.0  # longest time new calls are refused before gRPC's stop moves clients away
 
 SERVICE_NAMES = [
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
@@ -68,6 +72,7 @@ class Broker:
         self.server: grpc.aio.Server | None = None
         self.components: list[Component] = []
         self.port = 0
+        self.drain = Drain()
 
     async def _connect(self) -> aioredis.Redis:
         url = self.settings.redis_url
@@ -97,6 +102,7 @@ class Broker:
         self.ctx = ctx
 
         server = grpc.aio.server(
+            interceptors=[self.drain],
             options=[
                 *EXCLUSIVE_PORT_OPTIONS,
                 ("grpc.max_receive_message_length", self.settings.max_payload_bytes * 2 + 65536),
@@ -144,9 +150,15 @@ class Broker:
             await self.health.drain()
             # Streams and long polls would hold the grace period open: end them first (workers
             # reconnect, pollers poll again), then let other in-flight calls finish.
+            self.drain.begin()  # new calls: UNAVAILABLE
             self.dispatcher.close_all()
             self.ctx.wakeups.wake_all()
-            await self.server.stop(grace)
+            # gRPC cancels the calls still queued when it stops: first answer new calls until
+            # none arrive (at most DRAIN_MAX, or half the grace period), so that calls end OK
+            # or UNAVAILABLE; gRPC's stop then sends GOAWAY and running calls finish in time.
+            deadline = time.monotonic() + grace
+            await self.drain.quiet(DRAIN_QUIET, time.monotonic() + min(DRAIN_MAX, grace / 2))
+            await self.server.stop(max(0.0, deadline - time.monotonic()))
             self.server = None
         for component in reversed(self.components):
             try:
