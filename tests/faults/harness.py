@@ -75,6 +75,15 @@ def redis_ping(port: int) -> bool:
         return False
 
 
+def process_gone(pid: int) -> bool:
+    """True when `pid` no longer runs (exited, or a zombie nobody has reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
 class Proc:
     """One started process (and the process group it leads), with its log file."""
 
@@ -121,8 +130,10 @@ class Proc:
             return self.popen.wait(10)
 
     def kill_group(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+        """SIGKILL the process group, while its leader (ours, not yet reaped) is alive."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -155,16 +166,15 @@ class Processes:
         return proc
 
     def close(self) -> None:
-        """Stop everything started: SIGCONT, SIGTERM, then SIGKILL the groups after 5 s."""
-        for proc in self.procs:
+        """Stop everything started, newest first (workers before brokers before Redis):
+        SIGCONT and SIGTERM, then SIGKILL the process group after 5 s."""
+        for proc in reversed(self.procs):
             if proc.alive():
                 proc.resume()
                 proc.signal(signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        for proc in self.procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(max(0.0, deadline - time.monotonic()))
-            proc.kill_group()  # also stray children (nginx workers) of a finished leader
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.popen.wait(5)
+            proc.kill_group()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(5)
         self.procs.clear()
@@ -258,13 +268,14 @@ class Processes:
         *,
         concurrency: int = 8,
         heartbeat: float = 1.0,
+        queues: Iterable[str] = ("default",),
     ) -> Proc:
         """A worker process (tests/faults/worker_main.py) appending every run to `runs`."""
         env = {**os.environ, "PYTHONPATH": PYTHONPATH}
         args = [
             sys.executable, str(WORKER_MAIN), "--target", target, "--namespace", namespace,
             "--runs", str(runs), "--concurrency", str(concurrency),
-            "--heartbeat", str(heartbeat),
+            "--heartbeat", str(heartbeat), "--queues", ",".join(queues),
         ]  # fmt: skip
         return self.spawn(name, args, env)
 
@@ -356,6 +367,7 @@ class Run:
     job: int
     retries: int
     pid: int
+    at: float  # unix time
 
 
 def read_runs(path: Path) -> list[Run]:
@@ -365,8 +377,9 @@ def read_runs(path: Path) -> list[Run]:
     runs = []
     for line in path.read_text().splitlines():
         parts = line.split()
-        if len(parts) == 4 and parts[0] in ("start", "done"):
-            runs.append(Run(parts[0], int(parts[1]), int(parts[2]), int(parts[3])))
+        if len(parts) == 5 and parts[0] in ("start", "done"):
+            event, job, retries, pid, at = parts
+            runs.append(Run(event, int(job), int(retries), int(pid), float(at)))
     return runs
 
 
@@ -378,6 +391,7 @@ class Tally:
     finished: int
     lost: int  # acknowledged ids the broker no longer knows
     stuck: int  # known but not finished
+    stuck_states: Counter[str]  # the states of those
     done_twice: int  # jobs whose task completed more than once (any attempt)
     attempt_done_twice: int  # the same attempt (job, retries) completed more than once
     done_by: Counter[int]  # completed attempts per worker pid
@@ -385,6 +399,7 @@ class Tally:
     def __str__(self) -> str:
         return (
             f"total={self.total} finished={self.finished} lost={self.lost} stuck={self.stuck} "
+            f"{dict(self.stuck_states) if self.stuck else ''} "
             f"finished_twice={self.done_twice} same_attempt_twice={self.attempt_done_twice} "
             f"done_by_pid={dict(self.done_by)}"
         )
@@ -404,6 +419,7 @@ def tally(client: Any, ids: list[int], runs: Path) -> Tally:
         finished=sum(1 for i in ids if states.get(i) == "finished"),
         lost=sum(1 for i in ids if i not in states),
         stuck=sum(1 for i in ids if i in states and states[i] != "finished"),
+        stuck_states=Counter(states[i] for i in ids if i in states and states[i] != "finished"),
         done_twice=sum(1 for n in per_job.values() if n > 1),
         attempt_done_twice=sum(1 for n in per_attempt.values() if n > 1),
         done_by=Counter(run.pid for run in done),

@@ -7,6 +7,7 @@ import asyncio
 import signal
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
@@ -23,7 +24,7 @@ from tests.faults.harness import Processes
 CALLERS = 40  # concurrent callers per kind (enqueue, long-poll dequeue)
 
 
-async def _burst(target: str, namespace: str, proc_signal: object) -> Counter[str]:
+async def _burst(target: str, namespace: str, sigterm: Callable[[], None]) -> Counter[str]:
     """Run callers until each has seen the broker go (UNAVAILABLE) or 15 s passed; SIGTERM the
     broker 0.5 s into the burst. Returns how many calls ended with each status."""
     codes: Counter[str] = Counter()
@@ -36,30 +37,30 @@ async def _burst(target: str, namespace: str, proc_signal: object) -> Counter[st
         worker_id = registered.id
         stop_at = time.monotonic() + 15
 
-        async def call(make: object) -> None:
+        async def call(make: Callable[[], Awaitable[object]]) -> None:
             while time.monotonic() < stop_at:
                 try:
-                    await make()  # type: ignore[operator]
+                    await make()
                     codes["OK"] += 1
                 except grpc.aio.AioRpcError as error:
                     codes[error.code().name] += 1
                     if error.code() == grpc.StatusCode.UNAVAILABLE:
                         return
 
-        def enqueue() -> object:
+        async def enqueue() -> object:
             request = job_service_pb2.EnqueueRequest(namespace=namespace, task="t")
-            return jobs.Enqueue(request, timeout=10)
+            return await jobs.Enqueue(request, timeout=10)
 
-        def dequeue() -> object:
+        async def dequeue() -> object:  # a long poll
             request = job_service_pb2.DequeueRequest(
                 namespace=namespace, worker_id=worker_id, wait=Duration(seconds=3)
             )
-            return jobs.Dequeue(request, timeout=10)
+            return await jobs.Dequeue(request, timeout=10)
 
         callers = [asyncio.create_task(call(enqueue)) for _ in range(CALLERS)]
         callers += [asyncio.create_task(call(dequeue)) for _ in range(CALLERS)]
         await asyncio.sleep(0.5)
-        proc_signal()  # type: ignore[operator]
+        sigterm()
         await asyncio.gather(*callers)
     return codes
 
