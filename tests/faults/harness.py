@@ -9,6 +9,7 @@ SIGSTOPped processes first so that they can exit.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -20,13 +21,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from broker.embedded_redis import find_redis_server
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_MAIN = Path(__file__).with_name("worker_main.py")
 PYTHONPATH = f"{ROOT}{os.pathsep}{ROOT / 'sdk' / 'python'}"
@@ -391,7 +393,7 @@ class Tally:
     finished: int
     lost: int  # acknowledged ids the broker no longer knows
     stuck: int  # known but not finished
-    stuck_states: Counter[str]  # the states of those
+    stuck_states: Counter[str]  # "state: result" of those
     done_twice: int  # jobs whose task completed more than once (any attempt)
     attempt_done_twice: int  # the same attempt (job, retries) completed more than once
     done_by: Counter[int]  # completed attempts per worker pid
@@ -405,12 +407,33 @@ class Tally:
         )
 
 
+def retrying(call: Callable[[], T], attempts: int = 20, unavailable: list[int] | None = None) -> T:
+    """`call()`, again after UNAVAILABLE answers (Redis or a broker coming back), 0.1 s apart;
+    each UNAVAILABLE is counted in `unavailable[0]` when given."""
+    from jobwire import JobwireError
+
+    for attempt in range(attempts):
+        try:
+            return call()
+        except JobwireError as error:
+            if error.code != grpc.StatusCode.UNAVAILABLE or attempt == attempts - 1:
+                raise
+            if unavailable is not None:
+                unavailable[0] += 1
+            time.sleep(0.1)
+    raise AssertionError("unreachable")
+
+
 def tally(client: Any, ids: list[int], runs: Path) -> Tally:
     """Compare the broker's view of `ids` with what the workers recorded in `runs`."""
     states: dict[int, str] = {}
+    results: Counter[str] = Counter()  # results of jobs that did not finish
     for start in range(0, len(ids), 100):
-        for info in client.list_jobs(limit=100, ids=ids[start : start + 100]):
+        page = functools.partial(client.list_jobs, limit=100, ids=ids[start : start + 100])
+        for info in retrying(page):
             states[info.id] = info.state
+            if info.state != "finished":
+                results[f"{info.state}: {info.result}"[:80]] += 1
     done = [run for run in read_runs(runs) if run.event == "done"]
     per_job = Counter(run.job for run in done)
     per_attempt = Counter((run.job, run.retries) for run in done)
@@ -419,7 +442,7 @@ def tally(client: Any, ids: list[int], runs: Path) -> Tally:
         finished=sum(1 for i in ids if states.get(i) == "finished"),
         lost=sum(1 for i in ids if i not in states),
         stuck=sum(1 for i in ids if i in states and states[i] != "finished"),
-        stuck_states=Counter(states[i] for i in ids if i in states and states[i] != "finished"),
+        stuck_states=results,
         done_twice=sum(1 for n in per_job.values() if n > 1),
         attempt_done_twice=sum(1 for n in per_attempt.values() if n > 1),
         done_by=Counter(run.pid for run in done),

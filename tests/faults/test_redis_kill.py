@@ -11,7 +11,7 @@ import pytest
 
 from jobwire import Client
 from tests.faults.conftest import Cluster
-from tests.faults.harness import Processes, serving, tally, wait_for
+from tests.faults.harness import Processes, retrying, serving, tally, wait_for
 
 JOBS = 500
 OUTAGE = 1.0  # seconds Redis stays down
@@ -22,7 +22,7 @@ RECOVERY_LIMIT = 30.0  # seconds from the restart until every job has finished
 def test_kill9_of_redis_mid_run_loses_no_acknowledged_job(
     cluster: Callable[..., Cluster], procs: Processes, tmp_path: Path, namespace: str
 ) -> None:
-    system = cluster(stream_missing_after=2.0, repair_interval=0.5)
+    system = cluster(stream_missing_after=10.0, repair_interval=1.0)
     runs = tmp_path / "runs.log"
     with Client(system.target, namespace=namespace) as client:
         ids = client.enqueue_many([{"task": "sleep", "args": [0.1]} for _ in range(JOBS)])
@@ -34,18 +34,30 @@ def test_kill9_of_redis_mid_run_loses_no_acknowledged_job(
         system.redis = procs.restart_redis(system.redis)
         restarted = time.monotonic()
         wait_for(lambda: all(serving(b.target) for b in system.brokers), 20, "brokers SERVING")
+        unavailable = [0]  # UNAVAILABLE answers after both brokers reported SERVING again
+
+        def finished() -> int:
+            return retrying(lambda: client.stats().finished_jobs, unavailable=unavailable)
+
         try:
-            wait_for(lambda: client.stats().finished_jobs >= JOBS, RECOVERY_LIMIT, "all finished")
+            wait_for(lambda: finished() >= JOBS, RECOVERY_LIMIT, "all finished")
         except AssertionError:
             result = tally(client, ids, runs)
-            print(f"\n[faults] redis kill -9: {result} NOT all finished")
+            print(
+                f"\n[faults] redis kill -9: {result} NOT all finished; "
+                f"UNAVAILABLE after SERVING: {unavailable[0]}"
+            )
             if result.lost == 0:
                 pytest.xfail(
-                    f"{result.stuck} jobs stuck after a Redis restart: replies lost with the "
-                    "connection leave jobs active under live workers (leases fix this)"
+                    f"{result.stuck} jobs not finished after a Redis restart "
+                    f"({dict(result.stuck_states)}): replies lost with the connection leave "
+                    "jobs active under live workers (leases fix this)"
                 )
             raise
         recovery = time.monotonic() - restarted
         result = tally(client, ids, runs)
-        print(f"\n[faults] redis kill -9: {result} all_finished_after_restart={recovery:.1f}s")
+        print(
+            f"\n[faults] redis kill -9: {result} all_finished_after_restart={recovery:.1f}s "
+            f"UNAVAILABLE after SERVING: {unavailable[0]}"
+        )
     assert (result.lost, result.stuck, result.done_twice) == (0, 0, 0)
