@@ -25,7 +25,7 @@ class Drain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def __init__(self) -> None:
         self.draining = False
-        self._last_call = 0.0
+        self.refused = 0  # calls answered UNAVAILABLE since begin()
 
     async def intercept_service(
         self,
@@ -35,21 +35,29 @@ class Drain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(handler_call_details)
         if not self.draining or handler is None:
             return handler
-        self._last_call = time.monotonic()
+        self.refused += 1
         return _unavailable(handler)
 
     def begin(self) -> None:
         """From now on every new call ends UNAVAILABLE."""
         self.draining = True
-        self._last_call = time.monotonic()
 
-    async def quiet(self, spell: float, deadline: float) -> None:
-        """Wait until no call has arrived for `spell` seconds, or until `deadline` (monotonic)."""
+    async def quiet(self, spell: float, deadline: float, checks: int = 5) -> None:
+        """Wait until no call has arrived for `spell` seconds, or until `deadline` (monotonic).
+
+        The spell is watched in `checks` steps: gRPC hands a queued call over in several event
+        loop turns, so a loop that stalled (a busy machine) must not mistake calls it has not
+        been handed yet for silence.
+        """
+        seen, since, quiet_checks = self.refused, time.monotonic(), 0
         while time.monotonic() < deadline:
-            idle = time.monotonic() - self._last_call
-            if idle >= spell:
+            await asyncio.sleep(spell / checks)
+            if self.refused != seen:
+                seen, since, quiet_checks = self.refused, time.monotonic(), 0
+                continue
+            quiet_checks += 1
+            if quiet_checks >= checks and time.monotonic() - since >= spell:
                 return
-            await asyncio.sleep(min(spell - idle, max(0.0, deadline - time.monotonic())))
 
 
 async def _reject(request: Any, context: grpc.aio.ServicerContext) -> None:

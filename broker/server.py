@@ -158,6 +158,7 @@ class Broker:
             # or UNAVAILABLE; gRPC's stop then sends GOAWAY and running calls finish in time.
             deadline = time.monotonic() + grace
             await self.drain.quiet(DRAIN_QUIET, time.monotonic() + min(DRAIN_MAX, grace / 2))
+            log.info("drained: %d new calls answered UNAVAILABLE", self.drain.refused)
             await self.server.stop(max(0.0, deadline - time.monotonic()))
             self.server = None
         for component in reversed(self.components):
