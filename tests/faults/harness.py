@@ -385,6 +385,12 @@ def read_runs(path: Path) -> list[Run]:
     return runs
 
 
+def longest_pause(runs: Path, after: float) -> float:
+    """The longest time (s) without a finished job from unix time `after` to the last one."""
+    times = sorted([after] + [r.at for r in read_runs(runs) if r.event == "done" and r.at > after])
+    return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
+
+
 @dataclass
 class Tally:
     """Outcome of a run of jobs, counted from the broker's states and the workers' records."""
