@@ -5,7 +5,9 @@ application has not picked up yet when `server.stop()` begins, and standard retr
 not retry CANCELLED. So the broker first drains at the application level: from `begin()` on,
 every new call is answered UNAVAILABLE at once (clients retry it on another replica), and only
 once no call has arrived for a short quiet spell, meaning gRPC's queue is empty, does the
-server stop; calls already running then finish within the grace period.
+server stop; calls already running then finish within the grace period. (A client that keeps
+calling this replica on the same connection for the whole drain can still race gRPC's stop:
+calls it sends before its GOAWAY arrives may end CANCELLED.)
 """
 
 from __future__ import annotations
