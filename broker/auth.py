@@ -19,18 +19,13 @@ import fnmatch
 import hashlib
 import hmac
 import logging
-import sys
+import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 reads TOML with tomllib's backport
-    import tomli as tomllib
 
 log = logging.getLogger("jobwire.broker")
 

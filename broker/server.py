@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Protocol
 
 import grpc
@@ -15,10 +16,12 @@ from broker.auth import AuthInterceptor, Authorizer, exposure_problem
 from broker.config import DEFAULT_HTTP_LISTEN, Settings
 from broker.decoding import RejectUndecodable
 from broker.dispatch import Dispatcher
+from broker.drain import Drain
 from broker.embedded_redis import EmbeddedRedis
 from broker.health import HealthReporter
 from broker.http import HttpServer
 from broker.leases import LeaseReaper
+from broker.listen import EXCLUSIVE_PORT_OPTIONS, bind, check_free
 from broker.metrics import Metrics
 from broker.scheduler import Scheduler
 from broker.services.admin import AdminServicer
@@ -47,6 +50,8 @@ from jobwire.v1 import (
 )
 
 log = logging.getLogger("jobwire.broker")
+DRAIN_QUIET = 0.1  # seconds without a new call after which gRPC's queue counts as empty
+DRAIN_MAX = 1.0  # longest time new calls are refused before gRPC's stop moves clients away
 
 SERVICE_NAMES = [
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
@@ -92,6 +97,7 @@ class Broker:
         self.metrics: Metrics | None = None
         self.http: HttpServer | None = None
         self.http_port: int | None = None  # None: no HTTP port
+        self.drain = Drain()
 
     async def _connect(self) -> aioredis.Redis:
         url = self.settings.redis_url
@@ -133,6 +139,7 @@ class Broker:
 
     async def start(self) -> int:
         self._security()
+        check_free(self.settings.listen)  # before any Redis is started or touched
         self.redis = await self._connect()
         store = Store(
             self.redis,
@@ -161,8 +168,9 @@ class Broker:
             interceptors.append(AuthInterceptor(self.authorizer))
 
         server = grpc.aio.server(
-            interceptors=interceptors,
+            interceptors=[self.drain, *interceptors],
             options=[
+                *EXCLUSIVE_PORT_OPTIONS,
                 ("grpc.max_receive_message_length", self.settings.max_payload_bytes * 2 + 65536),
                 ("grpc.max_send_message_length", -1),
                 ("grpc.keepalive_permit_without_calls", 1),
@@ -188,13 +196,8 @@ class Broker:
             ],
             server,
         )
-        listen = self.settings.listen
-        if self.tls is None:
-            self.port = server.add_insecure_port(listen)
-        else:
-            self.port = server.add_secure_port(listen, self.tls.credentials())
-        if self.port == 0:
-            raise RuntimeError(f"cannot listen on {self.settings.listen}")
+        credentials = None if self.tls is None else self.tls.credentials()
+        self.port = bind(server, self.settings.listen, credentials)
         self.components = [wakeups, health, self.dispatcher, *self._upkeep(ctx)]
         await health.start()
         for component in self.components[3:]:
@@ -243,9 +246,16 @@ class Broker:
             await self.health.drain()
             # Streams and long polls would hold the grace period open: end them first (workers
             # reconnect, pollers poll again), then let other in-flight calls finish.
+            self.drain.begin()  # new calls: UNAVAILABLE
             self.dispatcher.close_all()
             self.ctx.wakeups.wake_all()
-            await self.server.stop(grace)
+            # gRPC cancels the calls still queued when it stops: first answer new calls until
+            # none arrive (at most DRAIN_MAX, or half the grace period), so that calls end OK
+            # or UNAVAILABLE; gRPC's stop then sends GOAWAY and running calls finish in time.
+            deadline = time.monotonic() + grace
+            await self.drain.quiet(DRAIN_QUIET, time.monotonic() + min(DRAIN_MAX, grace / 2))
+            log.info("drained: %d new calls answered UNAVAILABLE", self.drain.refused)
+            await self.server.stop(max(0.0, deadline - time.monotonic()))
             self.server = None
         if self.http is not None:
             await self.http.stop()
@@ -279,7 +289,7 @@ async def serve(settings: Settings) -> None:
     try:
         await broker.start()
     except BaseException:
-        await broker.stop(0)  # e.g. an address taken: stop the embedded Redis too
+        await broker.stop(0)  # whatever started (an embedded Redis) stops again
         raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

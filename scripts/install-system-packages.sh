@@ -8,6 +8,8 @@ set -euo pipefail
 # redis-server service runs (or what it holds on 6379) does not matter.
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+# nginx: the L7 gRPC proxy in front of two brokers in tests/faults (run from a temp prefix).
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
 command -v make >/dev/null || missing+=(make)
 command -v git >/dev/null || missing+=(git)
 command -v python3 >/dev/null || missing+=(python3)

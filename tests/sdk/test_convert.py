@@ -11,7 +11,7 @@ import math
 import pickle
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import grpc
@@ -35,7 +35,7 @@ from jobwire.v1 import (
     schedule_pb2,
 )
 
-UTC = timezone.utc
+UTC = UTC
 
 
 # --- JSON values ----------------------------------------------------------------------------

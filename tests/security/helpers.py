@@ -74,7 +74,7 @@ class Pki:
     def issue(self, name: str, *, server: bool, cn: str = "localhost") -> tuple[Path, Path]:
         """Write `<name>.crt` and `<name>.key`: a server (localhost, 127.0.0.1) or client cert."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
             x509.CertificateBuilder()
@@ -111,7 +111,7 @@ def make_pki(directory: Path, name: str = "jobwire test CA") -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)

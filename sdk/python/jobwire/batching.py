@@ -153,7 +153,7 @@ class AsyncCoalescer(Generic[T]):
             self._sender = loop.create_task(self._drain())
         try:  # on timeout or cancellation the future is cancelled: an unsent call is dropped
             return await asyncio.wait_for(future, _remaining(slot.deadline))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _deadline_exceeded() from None
 
     async def _drain(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, SupportsIndex
 
 from google.protobuf.duration_pb2 import Duration
@@ -239,11 +239,11 @@ def to_timestamp(moment: object, field: str) -> Timestamp:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InvalidValue(field, "must be a timezone-aware datetime")
     message = Timestamp()
-    message.FromDatetime(moment.astimezone(timezone.utc))
+    message.FromDatetime(moment.astimezone(UTC))
     return message
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def from_timestamp(message: Timestamp) -> datetime:

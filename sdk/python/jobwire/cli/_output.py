@@ -9,7 +9,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 
@@ -50,7 +50,7 @@ class Output:
 
     def fields(self, values: Mapping[str, Any], now: datetime | None = None) -> None:
         """One aligned `key: value` line per field; timestamps with their age."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         width = max((len(key) for key in values), default=0) + 1
         for key, value in values.items():
             if isinstance(value, datetime):
@@ -64,7 +64,7 @@ def iso(value: datetime | None) -> str:
     """`2026-05-18T10:00:00Z` (whole seconds), or `-` for an unset timestamp."""
     if value is None:
         return "-"
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def age(value: datetime, now: datetime) -> str:
@@ -96,7 +96,7 @@ def jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, Mapping):
         return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
