@@ -434,12 +434,17 @@ def tally(client: Any, ids: list[int], runs: Path) -> Tally:
     """Compare the broker's view of `ids` with what the workers recorded in `runs`."""
     states: dict[int, str] = {}
     results: Counter[str] = Counter()  # results of jobs that did not finish
-    for start in range(0, len(ids), 100):
-        page = functools.partial(client.list_jobs, limit=100, ids=ids[start : start + 100])
-        for info in retrying(page):
+    pending = list(ids)
+    while pending:
+        # A page holds fewer rows than asked when big jobs would overflow one message.
+        page = functools.partial(client.list_jobs, limit=100, ids=pending[:100])
+        infos = retrying(page)
+        for info in infos:
             states[info.id] = info.state
             if info.state != "finished":
                 results[f"{info.state}: {info.result}"[:80]] += 1
+        asked, pending = pending[:100], pending[100:]
+        pending = [i for i in asked if i not in states and infos] + pending
     done = [run for run in read_runs(runs) if run.event == "done"]
     per_job = Counter(run.job for run in done)
     per_attempt = Counter((run.job, run.retries) for run in done)

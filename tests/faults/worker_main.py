@@ -2,7 +2,9 @@
 
 Each record is one line `start|done <job id> <retries> <worker pid> <unix time>`, written with
 a single O_APPEND write so that several workers can share the file and a SIGKILL never leaves
-half a line. Task `sleep` (args: [seconds]) sleeps on the event loop, so many jobs overlap.
+half a line. Task `sleep` (args: [seconds]) sleeps on the event loop, so many jobs overlap;
+task `blob` (args: [payload, result_bytes]) takes a payload of any size and returns a result of
+`result_bytes`.
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def main() -> None:
         record("start", job)
         await asyncio.sleep(seconds)
         record("done", job)
+
+    @worker.task("blob")
+    async def blob(job: Any, payload: str = "", result_bytes: int = 0) -> str:
+        record("start", job)
+        record("done", job)
+        return "y" * result_bytes
 
     worker.run()
 
