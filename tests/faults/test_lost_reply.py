@@ -13,7 +13,7 @@ import pytest
 from broker import scripts
 from jobwire import Client
 from tests.faults.harness import Processes, retrying, tally, wait_for
-from tests.faults.redis_proxy import RedisProxy, script_call
+from tests.faults.redis_proxy import RedisProxy, Then, script_call
 
 JOBS = 20
 RECOVERY_LIMIT = 15.0
@@ -37,7 +37,7 @@ def proxy(procs: Processes) -> Iterator[RedisProxy]:
 @pytest.mark.parametrize("then", ["reset", "hold"])
 @pytest.mark.parametrize("script", ["dispatch_jobs", "complete_jobs"])
 def test_a_lost_reply_leaves_no_job_behind(
-    script: str, then: str, procs: Processes, proxy: RedisProxy, tmp_path: Path, namespace: str
+    script: str, then: Then, procs: Processes, proxy: RedisProxy, tmp_path: Path, namespace: str
 ) -> None:
     broker = procs.broker(
         "broker", proxy.url, stream_missing_after=2.0, repair_interval=0.5, lease_grace=1.0
