@@ -100,8 +100,10 @@ async def abort_for(error: BaseException, context: grpc.aio.ServicerContext) -> 
 
 
 def _is_abort(error: BaseException) -> bool:
-    # context.abort() raises AbortError, which must propagate untouched.
-    return isinstance(error, grpc.aio.AbortError)
+    # context.abort() raises AbortError, which must propagate untouched; a second abort of a
+    # call that already ended (a stream closing while the broker shuts down) raises
+    # UsageError("Abort already called!"): the call is over, nothing is left to report.
+    return isinstance(error, (grpc.aio.AbortError, grpc.aio.UsageError))
 
 
 def rpc(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
