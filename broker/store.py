@@ -13,9 +13,11 @@ from dataclasses import astuple, dataclass, field
 from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from broker import scripts
 from broker.cron import CronError, next_cron_time
+from broker.errors import ResourceExhausted, TryAgain
 from broker.keyspace import NAMESPACES_KEY, Keyspace
 from broker.pipeline import ScriptRunner
 from broker.values import dumps
@@ -320,6 +322,20 @@ REPAIR_BATCH = 1000
 # End of Workers, Locks, Repair (types) ----------------------------------------------------------
 
 
+# Error replies of the scripts ({err = "<CODE> <message>"}) and what each stands for.
+SCRIPT_ERRORS: dict[str, type[Exception]] = {
+    "TOO_BROAD": ResourceExhausted,  # list_jobs: notes combined with filters matching too many
+    "EXPIRED_BACKLOG": TryAgain,  # list_jobs: more expired jobs than it subtracts; repair soon
+}
+
+
+def script_error(error: redis.exceptions.ResponseError) -> Exception:
+    """The exception a script's error reply stands for (the Redis error itself when unknown)."""
+    code, _, message = str(error).partition(" ")
+    kind = SCRIPT_ERRORS.get(code)
+    return kind(message) if kind else error
+
+
 class Store:
     """Runs the scripts against one Redis connection pool.
 
@@ -353,7 +369,13 @@ class Store:
             except BaseException:
                 self._registered.discard(namespace)
                 raise
-        return await self._scripts.run(name, [self.keyspace(namespace).prefix], list(args))
+        try:
+            return await self._scripts.run(name, [self.keyspace(namespace).prefix], list(args))
+        except redis.exceptions.ResponseError as error:
+            mapped = script_error(error)
+            if mapped is error:
+                raise
+            raise mapped from None
 
     async def namespaces(self) -> list[str]:
         """Every namespace any replica has served (for repair and schedule dispatch)."""

@@ -1,7 +1,19 @@
 -- list_jobs: one page of jobs, id descending, with Minion's filters (ANDed; each list "any of")
--- and a total that ignores offset and limit. Inactive jobs that have expired are hidden.
--- Cost: with no filter or one (state, queue, task or one note key) the page and the total come
--- from the sorted indexes (O(page + log n)); several filters walk the smallest index.
+-- and a total that ignores offset and limit (0 when the page is empty, as in Minion). Inactive
+-- jobs that have expired are hidden.
+-- Cost, bounded by the request and the page, never by the store:
+--   * state, queue and task filters, in any mix, map onto K sorted sets scored by id: `jobs`, or
+--     one index per value when one dimension is filtered, else the sqt:<state>:<queue>:<task>
+--     sets of the combinations that hold jobs (found through queue_tasks / task_queues). The
+--     total is a sum of ZCOUNTs. The page's first and last ids are found by binary search over
+--     ids on sums of ZCOUNTs (offsets never walk) and the page is read between them:
+--     O(K · log n · log ids + page);
+--   * expired inactive jobs are subtracted one by one: at most EXPIRED_BUDGET (repair deletes
+--     them), else the error EXPIRED_BACKLOG;
+--   * a notes filter is exact through the index for one key alone; with more keys or other
+--     filters the candidates of the smaller side (the note indexes or the sets above) are
+--     examined one by one, at most NOTES_BUDGET, else the error TOO_BROAD;
+--   * ids are examined one by one (bounded by the request).
 -- include: keys
 -- KEYS[1]  namespace prefix "jobwire:{ns}:"
 -- ARGV[1]  offset
@@ -11,150 +23,264 @@
 -- Returns  {total, now, row...}; row = {id, job hash, notes hash, children}, each joined by
 --          "\31" (unit separator) into one string: one reply element instead of ~30 per row,
 --          safe because JSON text, validated names and note keys never hold control characters.
+--          Errors (mapped in broker/store.py): "TOO_BROAD ...", "EXPIRED_BACKLOG ...".
+local NOTES_BUDGET = 10000
+local EXPIRED_BUDGET = 10000
+local STATES = {'inactive', 'active', 'failed', 'finished'}
+
 local offset, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local before = tonumber(ARGV[3])
-local ids, notes = cjson.decode(ARGV[4]), cjson.decode(ARGV[5])
-local queues, states, tasks = cjson.decode(ARGV[6]), cjson.decode(ARGV[7]), cjson.decode(ARGV[8])
 local now = now_time()
 local max = before and ('(' .. istr(before)) or '+inf'
 
-local function member(list, value)
-  if #list == 0 then return true end
-  for _, v in ipairs(list) do if v == value then return true end end
+-- A filter list without repeats (a repeated value would count its jobs twice) and its set.
+local function filter(json)
+  local list, set = {}, {}
+  for _, v in ipairs(cjson.decode(json)) do
+    if not set[v] then
+      set[v] = true
+      list[#list + 1] = v
+    end
+  end
+  return list, set
+end
+local ids = cjson.decode(ARGV[4])
+local notes, note_set = filter(ARGV[5])
+local queues, queue_set = filter(ARGV[6])
+local states, state_set = filter(ARGV[7])
+local tasks, task_set = filter(ARGV[8])
+
+local function has_note(id)
+  if #notes <= 4 then
+    for _, key in ipairs(notes) do
+      if redis.call('HEXISTS', notes_key(id), key) == 1 then return true end
+    end
+    return false
+  end
+  for _, key in ipairs(redis.call('HKEYS', notes_key(id))) do
+    if note_set[key] then return true end
+  end
   return false
 end
 
-local function visible_match(id)
-  local f = redis.call('HMGET', job_key(id), 'state', 'queue', 'task', 'expires')
+-- Whether job `id` exists, is visible and matches the filters (job fields f when read already).
+local function matches(id, f)
+  f = f or redis.call('HMGET', job_key(id), 'state', 'queue', 'task', 'expires')
   if not f[1] then return false end
   local expires = tonumber(f[4])
   if f[1] == 'inactive' and expires and expires <= now then return false end
-  if not (member(states, f[1]) and member(queues, f[2]) and member(tasks, f[3])) then return false end
-  if #notes == 0 then return true end
-  for _, key in ipairs(notes) do
-    if redis.call('HEXISTS', notes_key(id), key) == 1 then return true end
-  end
-  return false
+  if #states > 0 and not state_set[f[1]] then return false end
+  if #queues > 0 and not queue_set[f[2]] then return false end
+  if #tasks > 0 and not task_set[f[3]] then return false end
+  return #notes == 0 or has_note(id)
 end
 
--- Ids of the union of sorted sets, id descending, duplicates dropped.
-local function stream(keys)
-  local bufs = {}
-  for i, k in ipairs(keys) do bufs[i] = {key = k, items = {}, pos = 1, bound = max} end
-  local last
-  return function()
-    while true do
-      local best, bi
-      for i, b in ipairs(bufs) do
-        if not b.done and b.pos > #b.items then
-          b.items = redis.call('ZREVRANGEBYSCORE', b.key, b.bound, '-inf', 'LIMIT', 0, 256)
-          b.pos = 1
-          if #b.items == 0 then b.done = true else b.bound = '(' .. b.items[#b.items] end
-        end
-        if not b.done then
-          local v = tonumber(b.items[b.pos])
-          if not best or v > best then best, bi = v, i end
-        end
-      end
-      if not best then return nil end
-      bufs[bi].pos = bufs[bi].pos + 1
-      if best ~= last then
-        last = best
-        return best
+-- The sorted sets whose union is exactly the jobs matching the state, queue and task filters.
+local function prefixed(prefix, values)
+  local keys = {}
+  for i, v in ipairs(values) do keys[i] = P .. prefix .. v end
+  return keys
+end
+local function index_keys()
+  if #queues == 0 and #tasks == 0 then
+    if #states == 0 then return {P .. 'jobs'} end
+    return prefixed('state:', states)
+  end
+  if #states == 0 and #tasks == 0 then return prefixed('queue:', queues) end
+  if #states == 0 and #queues == 0 then return prefixed('task:', tasks) end
+  -- (queue, task) pairs holding jobs, enumerated from whichever side costs least.
+  local pairs_ = {}
+  local function from_queues(wanted)
+    for _, q in ipairs(queues) do
+      for _, t in ipairs(redis.call('SMEMBERS', P .. 'queue_tasks:' .. q)) do
+        if not wanted or wanted[t] then pairs_[#pairs_ + 1] = {q, t} end
       end
     end
   end
+  local function from_tasks(wanted)
+    for _, t in ipairs(tasks) do
+      for _, q in ipairs(redis.call('SMEMBERS', P .. 'task_queues:' .. t)) do
+        if not wanted or wanted[q] then pairs_[#pairs_ + 1] = {q, t} end
+      end
+    end
+  end
+  if #tasks == 0 then
+    from_queues(nil)
+  elseif #queues == 0 then
+    from_tasks(nil)
+  else
+    local by_queue, by_task = 0, 0
+    for _, q in ipairs(queues) do by_queue = by_queue + redis.call('SCARD', P .. 'queue_tasks:' .. q) end
+    for _, t in ipairs(tasks) do by_task = by_task + redis.call('SCARD', P .. 'task_queues:' .. t) end
+    local cross = #queues * #tasks
+    if cross <= by_queue and cross <= by_task then
+      for _, q in ipairs(queues) do
+        for _, t in ipairs(tasks) do
+          if redis.call('HEXISTS', P .. 'qt_jobs', #q .. ':' .. q .. ':' .. t) == 1 then
+            pairs_[#pairs_ + 1] = {q, t}
+          end
+        end
+      end
+    elseif by_queue <= by_task then
+      from_queues(task_set)
+    else
+      from_tasks(queue_set)
+    end
+  end
+  local keys = {}
+  for _, pair in ipairs(pairs_) do
+    for _, s in ipairs(#states > 0 and states or STATES) do
+      keys[#keys + 1] = sqt_key(s, pair[1], pair[2])
+    end
+  end
+  return keys
 end
 
-local page = {}
-local total = 0
-local function take(id)
-  total = total + 1
-  if total > offset and #page < limit then page[#page + 1] = istr(id) end
+local function answer(total, page)
+  if #page == 0 then total = 0 end  -- Minion's quirk
+  local out = {total, tstr(now)}
+  for _, id in ipairs(page) do
+    out[#out + 1] = {id, table.concat(redis.call('HGETALL', job_key(id)), '\31'),
+      table.concat(redis.call('HGETALL', notes_key(id)), '\31'),
+      table.concat(redis.call('SMEMBERS', P .. 'children:' .. id), '\31')}
+  end
+  return out
+end
+
+-- Matching ids, examined one by one: a page and total from a list sorted id descending.
+local function answer_from(candidates)
+  local page = {}
+  for i = offset + 1, math.min(#candidates, offset + limit) do page[#page + 1] = istr(candidates[i]) end
+  return answer(#candidates, page)
 end
 
 if #ids > 0 then
   table.sort(ids, function(a, b) return a > b end)
-  local seen = {}
+  local found, last = {}, nil
   for _, id in ipairs(ids) do
-    if (not before or id < before) and not seen[id] and visible_match(istr(id)) then take(id) end
-    seen[id] = true
+    if id ~= last and (not before or id < before) and matches(istr(id)) then found[#found + 1] = id end
+    last = id
   end
-else
-  local dims = {}
-  local function dim(prefix, values)
-    if #values == 0 then return end
-    local keys, size = {}, 0
-    for i, v in ipairs(values) do
-      keys[i] = P .. prefix .. v
-      size = size + redis.call('ZCOUNT', keys[i], '-inf', max)
-    end
-    -- One job has one state, queue and task, but may have several of the note keys asked for.
-    dims[#dims + 1] = {keys = keys, size = size, overlapping = prefix == 'note:' and #values > 1}
-  end
-  dim('state:', states)
-  dim('queue:', queues)
-  dim('task:', tasks)
-  dim('note:', notes)
-  local driver = dims[1] or {keys = {P .. 'jobs'}, size = redis.call('ZCOUNT', P .. 'jobs', '-inf', max)}
-  for _, d in ipairs(dims) do if d.size < driver.size then driver = d end end
-  if #dims <= 1 and not driver.overlapping then
-    -- The driver's count is exact; subtract the expired inactive jobs it holds. Every job in
-    -- `expiring` is inactive, so for all jobs or the inactive state (without `before`) that is
-    -- one ZCOUNT, and for the other states none; only queue/task/note filters walk them.
-    local hidden_n
-    local only_state = #states == 1 and #dims == 1 and driver == dims[1]
-    if not before and (#dims == 0 or (only_state and states[1] == 'inactive')) then
-      hidden_n = redis.call('ZCOUNT', P .. 'expiring', '-inf', now)
-    elseif only_state and states[1] ~= 'inactive' then
-      hidden_n = 0
-    else
-      hidden_n = 0
-      for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'expiring', '-inf', now)) do
-        if not before or tonumber(id) < before then
-          for _, k in ipairs(driver.keys) do
-            if redis.call('ZSCORE', k, id) then
-              hidden_n = hidden_n + 1
-              break
-            end
-          end
-        end
-      end
-    end
-    local function hidden(id)
-      if hidden_n == 0 then return false end
-      local expires = redis.call('ZSCORE', P .. 'expiring', id)
-      return expires ~= false and tonumber(expires) <= now
-    end
-    local next_id = stream(driver.keys)
-    local seen = 0
-    while #page < limit do
-      local id = next_id()
-      if not id then break end
-      if not hidden(istr(id)) then
-        seen = seen + 1
-        if seen > offset then page[#page + 1] = istr(id) end
-      end
-    end
-    total = driver.size - hidden_n
-    -- Minion's quirk: total is 0 when the page is empty.
-    if #page == 0 then total = 0 end
-  else
-    local next_id = stream(driver.keys)
-    while true do
-      local id = next_id()
-      if not id then break end
-      if visible_match(istr(id)) then take(id) end
-    end
-    if #page == 0 then total = 0 end
-  end
+  return answer_from(found)
 end
-if #ids > 0 and #page == 0 then total = 0 end
 
-local out = {total, tstr(now)}
-for _, id in ipairs(page) do
-  out[#out + 1] = {id, table.concat(redis.call('HGETALL', job_key(id)), '\31'),
-    table.concat(redis.call('HGETALL', notes_key(id)), '\31'),
-    table.concat(redis.call('SMEMBERS', P .. 'children:' .. id), '\31')}
+local keys = index_keys()
+local function count(key_list)
+  local n = 0
+  for _, k in ipairs(key_list) do n = n + redis.call('ZCOUNT', k, '-inf', max) end
+  return n
 end
-return out
+
+if #notes > 1 or (#notes == 1 and (#states + #queues + #tasks) > 0) then
+  -- Examine the candidates of the smaller side one by one.
+  local note_keys = prefixed('note:', notes)
+  local side, other = keys, note_keys
+  if count(note_keys) < count(keys) then side, other = note_keys, keys end
+  if count(side) > NOTES_BUDGET then
+    return {err = 'TOO_BROAD filters too broad: combine notes with narrower filters'}
+  end
+  local candidates = {}
+  for _, k in ipairs(side) do
+    for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', k, max, '-inf')) do
+      candidates[#candidates + 1] = tonumber(id)
+    end
+  end
+  table.sort(candidates, function(a, b) return a > b end)
+  local found, last = {}, nil
+  for _, id in ipairs(candidates) do
+    if id ~= last and matches(istr(id)) then found[#found + 1] = id end
+    last = id
+  end
+  return answer_from(found)
+end
+if #notes == 1 then keys = {P .. 'note:' .. notes[1]} end
+
+-- Every job in `keys` that is hidden (inactive, expired), ascending; none unless the filters
+-- admit inactive jobs.
+local hidden = {}
+if #states == 0 or state_set['inactive'] then
+  local expired = redis.call('ZRANGEBYSCORE', P .. 'expiring', '-inf', tstr(now), 'LIMIT', 0,
+    EXPIRED_BUDGET + 1)
+  if #expired > EXPIRED_BUDGET then
+    return {err = 'EXPIRED_BACKLOG too many expired jobs await repair'}
+  end
+  for _, id in ipairs(expired) do
+    if not before or tonumber(id) < before then
+      local f = redis.call('HMGET', job_key(id), 'state', 'queue', 'task')
+      if f[1] == 'inactive' and (#queues == 0 or queue_set[f[2]]) and (#tasks == 0 or task_set[f[3]])
+          and (#notes == 0 or has_note(id)) then
+        hidden[#hidden + 1] = tonumber(id)
+      end
+    end
+  end
+  table.sort(hidden)
+end
+-- How many hidden ids are <= x.
+local function hidden_upto(x)
+  local lo, hi = 0, #hidden
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if hidden[mid] <= x then lo = mid else hi = mid - 1 end
+  end
+  return lo
+end
+
+-- The r-th highest visible id in [lo, hi] of the union of `keys` (disjoint sets), or nil when
+-- there are fewer: binary search on the id, each step one ZCOUNT per set that still has members
+-- in the window. Also returns how many visible ids the window holds.
+local function select(r, lo, hi)
+  local active, n = {}, 0
+  for _, k in ipairs(keys) do
+    local c = redis.call('ZCOUNT', k, lo, hi)
+    if c > 0 then
+      active[#active + 1] = {k, c}
+      n = n + c
+    end
+  end
+  local visible = n - (hidden_upto(hi) - hidden_upto(lo - 1))
+  if visible < r then return nil, visible end
+  local above = 0  -- visible ids above the window
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    local upper, counts = 0, {}
+    for i, a in ipairs(active) do
+      counts[i] = redis.call('ZCOUNT', a[1], mid, hi)
+      upper = upper + counts[i]
+    end
+    upper = upper - (hidden_upto(hi) - hidden_upto(mid - 1))
+    local kept = {}
+    if above + upper >= r then
+      lo = mid
+      for i, a in ipairs(active) do
+        if counts[i] > 0 then kept[#kept + 1] = {a[1], counts[i]} end
+      end
+    else
+      above = above + upper
+      hi = mid - 1
+      for i, a in ipairs(active) do
+        if a[2] > counts[i] then kept[#kept + 1] = {a[1], a[2] - counts[i]} end
+      end
+    end
+    active = kept
+  end
+  return lo, visible
+end
+
+-- The id range: from the lowest id stored to the highest wanted.
+local low = redis.call('ZRANGE', P .. 'jobs', 0, 0, 'WITHSCORES')[2]
+local high = redis.call('ZREVRANGEBYSCORE', P .. 'jobs', max, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]
+if not low or not high or limit == 0 then return answer(0, {}) end
+low, high = tonumber(low), tonumber(high)
+local first, total = select(offset + 1, low, high)
+if not first then return answer(0, {}) end
+local last = select(limit, low, first) or low
+local page = {}
+for _, k in ipairs(keys) do
+  for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', k, first, last)) do
+    local n = tonumber(id)
+    if hidden_upto(n) == hidden_upto(n - 1) then page[#page + 1] = n end
+  end
+end
+table.sort(page, function(a, b) return a > b end)
+for i, id in ipairs(page) do page[i] = istr(id) end
+return answer(total, page)

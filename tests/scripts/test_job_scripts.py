@@ -4,7 +4,9 @@ the namespace is read back (SCAN) and every index is checked against the job has
 The invariants (``assert_consistent``), worked out from ``broker/scripts/lib/*.lua``:
 
 - each job hash is in exactly one ``state:<s>`` (its own), and in ``jobs``, ``queue:<its queue>``,
-  ``task:<its task>`` and ``note:<k>`` for exactly its note keys; nothing else is in them;
+  ``task:<its task>``, ``sqt:<its state>:<len(q)>:<q>:<its task>`` and ``note:<k>`` for exactly
+  its note keys; nothing else is in them; ``qt_jobs`` counts the jobs of each (queue, task) pair
+  that holds any, and ``queue_tasks:<q>`` / ``task_queues:<t>`` name exactly those pairs;
 - an inactive job sits in at most one of: a ready set, ``delayed``, a ``parked:<p>`` set. One that
   has not expired sits in exactly one of them (in none it could never be dequeued: a LOST job).
   An expired one may be in none, because dequeue drops expired jobs from the ready sets lazily;
@@ -17,7 +19,8 @@ The invariants (``assert_consistent``), worked out from ``broker/scripts/lib/*.l
   children;
 - ``finished_at`` holds exactly the finished jobs (scored by ``finished``); ``worker_jobs:<w>``
   and ``busy_workers`` agree with the active jobs' ``worker``; ``children:<p>`` agrees with the
-  children's ``parents``; stats equal the direct counts.
+  children's ``parents``; no parent before a job's ``pnext`` (a byte position in its parents
+  JSON text) blocks it; stats equal the direct counts.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +120,7 @@ class Raw:
     zsets: dict[str, dict[str, float]] = field(default_factory=dict)  # by full suffix
     by_prefix: dict[str, dict[str, Any]] = field(default_factory=dict)  # "queue:" -> {q: value}
     ready: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    sqt: dict[tuple[str, str, str], dict[str, float]] = field(default_factory=dict)
     plain: dict[str, Any] = field(default_factory=dict)  # keys without a variable part
 
     def zset(self, name: str) -> dict[str, float]:
@@ -131,11 +136,11 @@ PLAIN = {
     "delayed", "expiring", "inactive_since", "finished_at", "parent_expiry", "busy_workers",
     "history", "workers", "workers_notified", "workers_streaming", "locks", "lock_ids",
     "lock_names", "kept_parents", "schedules", "schedule_names", "schedules_due", "repair_lock",
-    "leases", "ids:lease",
+    "leases", "ids:lease", "qt_jobs",
 }  # fmt: skip
 FAMILIES = (
     "state:", "queue:", "task:", "note:", "readytasks:", "children:", "parked:", "worker_jobs:",
-    "worker:", "inbox:", "lock:", "schedule:",
+    "worker:", "inbox:", "lock:", "schedule:", "queue_tasks:", "task_queues:",
 )  # fmt: skip
 
 
@@ -153,6 +158,11 @@ def classify(keys: dict[str, Any]) -> Raw:
             queue, task = rest[: int(length)], rest[int(length) + 1 :]
             assert rest[int(length)] == ":", f"malformed ready key {key}"
             raw.ready[(queue, task)] = value
+        elif key.startswith("sqt:"):
+            state, length, rest = key[4:].split(":", 2)
+            queue, task = rest[: int(length)], rest[int(length) + 1 :]
+            assert rest[int(length)] == ":", f"malformed sqt key {key}"
+            raw.sqt[(state, queue, task)] = value
         else:
             for prefix in FAMILIES:
                 if key.startswith(prefix):
@@ -201,6 +211,24 @@ async def assert_consistent(redis: aioredis.Redis, namespace: str) -> None:
         zset = raw.family("note:").get(key, {})
         assert members(zset) == {i for i, n in raw.notes.items() if key in n}, f"note:{key}"
     assert note_keys <= raw.plain.get("notekeys", set())
+
+    # sqt:<s>:<q>:<t> and the registries of (queue, task) pairs.
+    combos: dict[tuple[str, str, str], dict[str, float]] = {}
+    for i, j in jobs.items():
+        combos.setdefault((j["state"], j["queue"], j["task"]), {})[str(i)] = float(i)
+    assert raw.sqt == combos, "sqt"
+    pair_jobs: dict[tuple[str, str], int] = {}
+    for j in jobs.values():
+        pair_jobs[(j["queue"], j["task"])] = pair_jobs.get((j["queue"], j["task"]), 0) + 1
+    fields = {f"{len(q)}:{q}:{t}": str(n) for (q, t), n in pair_jobs.items()}
+    assert raw.plain.get("qt_jobs", {}) == fields, "qt_jobs"
+    queue_tasks: dict[str, set[str]] = {}
+    task_queues: dict[str, set[str]] = {}
+    for q, t in pair_jobs:
+        queue_tasks.setdefault(q, set()).add(t)
+        task_queues.setdefault(t, set()).add(q)
+    assert raw.family("queue_tasks:") == queue_tasks, "queue_tasks"
+    assert raw.family("task_queues:") == task_queues, "task_queues"
 
     # Ready sets and readytasks.
     ready_of: dict[int, tuple[str, str]] = {}
@@ -321,6 +349,22 @@ async def assert_consistent(redis: aioredis.Redis, namespace: str) -> None:
         else:  # a removed parent's set is deleted; its children keep listing it
             assert stored.get(pid, set()) <= children_of.get(pid, set()), f"children:{pid}"
 
+    # pnext: every parent before it does not block (its walk found so, and only retrying or
+    # creating a parent could change that, which resets the position).
+    for i, job in jobs.items():
+        if "pnext" not in job:
+            continue
+        for match in re.finditer(r"-?\d+", job["parents"]):
+            if match.start() + 1 >= int(job["pnext"]):
+                break
+            p = jobs.get(int(match.group()))
+            if p is None or p["state"] == "finished":
+                continue
+            blocks = p["state"] == "active" or (p["state"] == "failed" and job["lax"] == "0")
+            if p["state"] == "inactive":
+                blocks = "expires" not in p or float(p["expires"]) > t0
+            assert not blocks, f"job {i} walked past parent {match.group()}, which blocks it"
+
     # Stats against direct counts (Redis' clock inside stats lies between t0 and t1).
     def between(name: str, hidden: Callable[[dict[str, str], float], bool]) -> None:
         low = sum(1 for j in inactive.values() if not hidden(j, t0))
@@ -409,6 +453,7 @@ async def test_enqueue_defaults(store, redis, ks, namespace, check):
     assert set(await read_keyspace(redis, ks)) == {
         "ids:job", "job:1", "jobs", "state:inactive", "queue:default", "task:add", "queues",
         "tasks", "inactive_since", "ready:7:default:add", "readytasks:default",
+        "sqt:inactive:7:default:add", "qt_jobs", "queue_tasks:default", "task_queues:add",
     }  # fmt: skip
 
 

@@ -60,12 +60,12 @@ local function pick(keys, min_priority, now)
     if not best then return nil end
     if min_priority and best_prio < min_priority then return nil end
     local id = istr(best)
-    local f = redis.call('HMGET', job_key(id), 'state', 'expires', 'parents', 'lax')
+    local f = redis.call('HMGET', job_key(id), 'state', 'expires', 'parents', 'lax', 'pnext')
     local expires = tonumber(f[2])
     if f[1] ~= 'inactive' or (expires and expires <= now) then
       unready(id, best_key[2], best_key[3])
     else
-      local blocker, blocker_expires = blocking_parent(f[3], f[4] == '1', now)
+      local blocker, blocker_expires = blocking_parent(id, f[3], f[4] == '1', now, f[5])
       if not blocker then return id end
       unready(id, best_key[2], best_key[3])
       redis.call('SADD', P .. 'parked:' .. blocker, id)
@@ -79,7 +79,7 @@ end
 -- Whether one named job may be dequeued now with these filters (dequeue's id option).
 local function eligible(id, queues, tasks, min_priority, now)
   local f = redis.call('HMGET', job_key(id), 'state', 'delayed', 'expires', 'queue', 'task',
-    'priority', 'parents', 'lax')
+    'priority', 'parents', 'lax', 'pnext')
   if f[1] ~= 'inactive' or tonumber(f[2]) > now then return false end
   local expires = tonumber(f[3])
   if expires and expires <= now then return false end
@@ -92,7 +92,7 @@ local function eligible(id, queues, tasks, min_priority, now)
     for _, t in ipairs(tasks) do if t == f[5] then found = true end end
     if not found then return false end
   end
-  return blocking_parent(f[7], f[8] == '1', now) == nil
+  return blocking_parent(id, f[7], f[8] == '1', now, f[9]) == nil
 end
 
 -- How long a lease of this worker's jobs lasts without a heartbeat: its own lease_duration
@@ -132,7 +132,7 @@ local function activate(id, worker, now, expires)
   redis.call('HSET', jk, 'state', 'active', 'started', tstr(now), 'worker', worker,
     'lease', istr(lease))
   redis.call('ZADD', P .. 'leases', expires, id)
-  set_state(id, 'inactive', 'active')
+  set_state(id, 'inactive', 'active', f[1], f[2])
   redis.call('SADD', P .. 'worker_jobs:' .. worker, id)
   redis.call('HINCRBY', P .. 'busy_workers', worker, 1)
   return {id, f[2], f[4], f[5], f[1], f[6], f[7], f[8], redis.call('HGETALL', notes_key(id)),

@@ -26,6 +26,12 @@ local function ready_key(queue, task)
   return P .. 'ready:' .. #queue .. ':' .. queue .. ':' .. task
 end
 
+-- Jobs of one state, queue and task, scored by id (list_jobs answers any mix of those filters
+-- from these); the length prefix keeps queue and task apart as in ready_key.
+local function sqt_key(state, queue, task)
+  return P .. 'sqt:' .. state .. ':' .. #queue .. ':' .. queue .. ':' .. task
+end
+
 -- SADD that runs once per key and member within one script call (batches repeat the same
 -- queue and task names); srem_seen must run wherever the member may leave the set.
 local sadded = {}
