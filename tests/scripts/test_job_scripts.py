@@ -1350,3 +1350,191 @@ async def test_dequeue_with_many_tasks_looks_only_at_ready_ones(store, redis, na
 async def zrange_calls(redis: aioredis.Redis) -> int:
     stats = await redis.info("commandstats")
     return int(stats.get("cmdstat_zrange", {}).get("calls", 0))
+
+
+# Parent walks (pnext) ----------------------------------------------------------------------------
+
+
+async def test_child_with_many_parents_examines_each_parent_once(
+    store, redis, ks, namespace, check
+):
+    """Each release resumes the walk where it stopped: the position only moves forward."""
+    parents = await store.enqueue(namespace, [JobSpec("p", queue="pq")] * 30)
+    child = await enqueue(store, namespace, parents=parents)
+    text_parents = (await job_hash(redis, ks, child))["parents"]
+    positions = []
+    for i, parent in enumerate(parents):
+        assert await dequeue_id(store, namespace) is None  # parked on the next parent
+        h = await job_hash(redis, ks, child)
+        assert h["parked"] == str(parent)
+        positions.append(int(h.get("pnext", 1)))
+        assert text_parents[positions[-1] - 1 :].startswith(str(parent))
+        job = await dequeue(store, namespace, queues=["pq"], job_id=parent)
+        assert job is not None and await finish(store, namespace, job)
+        if i % 10 == 0:
+            await check()
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    assert await dequeue_id(store, namespace) == child
+    await check()
+
+
+@pytest.mark.parametrize("how", ["finished", "failed_lax", "expired"])
+async def test_parent_retried_into_blocking_blocks_again(store, namespace, check, how):
+    """Minion looks at every parent on every dequeue: a parent the walk passed because it did not
+    block blocks again once retried."""
+    expire = 0.05 if how == "expired" else None
+    first = await enqueue(store, namespace, "p", queue="pq", expire=expire)
+    if how != "expired":
+        job = await dequeue(store, namespace, queues=["pq"])
+        assert job is not None
+        assert await (finish if how == "finished" else fail)(store, namespace, job)
+    else:
+        await asyncio.sleep(0.1)
+    second = await enqueue(store, namespace, "p", queue="pq")
+    child = await enqueue(store, namespace, parents=[first, second], lax=how == "failed_lax")
+    assert await dequeue_id(store, namespace) is None  # walked past `first`, parked on `second`
+    await check()
+    options = RetryOptions(expire=60) if how == "expired" else RetryOptions()
+    assert await store.retry_job(namespace, first, 0, options)
+    await check()
+    job = await dequeue(store, namespace, queues=["pq"], job_id=second)
+    assert job is not None and await finish(store, namespace, job)
+    assert await dequeue_id(store, namespace) is None  # `first` is inactive again: blocks
+    await check()
+    job = await dequeue(store, namespace, queues=["pq"], job_id=first)
+    assert job is not None and await finish(store, namespace, job)
+    assert await dequeue_id(store, namespace) == child
+    await check()
+
+
+async def test_parent_created_after_its_child_blocks_it(store, namespace, check):
+    """A missing parent does not block, but once a job with that id exists it does."""
+    blocker = await enqueue(store, namespace, "p", queue="pq")  # 1
+    future = blocker + 2
+    child = await enqueue(store, namespace, parents=[future, blocker])  # 2
+    assert await dequeue_id(store, namespace) is None  # past the missing parent, parked on 1
+    assert await enqueue(store, namespace, "p", queue="pq") == future
+    await check()
+    job = await dequeue(store, namespace, queues=["pq"], job_id=blocker)
+    assert job is not None and await finish(store, namespace, job)
+    assert await dequeue_id(store, namespace) is None  # the new parent blocks
+    job = await dequeue(store, namespace, queues=["pq"], job_id=future)
+    assert job is not None and await finish(store, namespace, job)
+    assert await dequeue_id(store, namespace) == child
+    await check()
+
+
+async def test_new_parents_on_retry_start_the_walk_over(store, redis, ks, namespace, check):
+    done = await enqueue(store, namespace, "p", queue="pq")
+    job = await dequeue(store, namespace, queues=["pq"])
+    assert job is not None and await finish(store, namespace, job)
+    child = await enqueue(store, namespace, parents=[done])
+    cjob = await dequeue(store, namespace)
+    assert cjob is not None and cjob.id == child
+    assert "pnext" in await job_hash(redis, ks, child)
+    blocker = await enqueue(store, namespace, "p", queue="pq")
+    assert await store.retry_job(namespace, child, 0, RetryOptions(parents=[blocker, done]))
+    assert "pnext" not in await job_hash(redis, ks, child)
+    assert await dequeue_id(store, namespace) is None
+    await check()
+
+
+# list_jobs against a model -----------------------------------------------------------------------
+
+
+async def test_list_jobs_matches_a_model_for_every_filter_mix(store, redis, ks, namespace, check):
+    """Random jobs in every state, queue, task and note mix (some expired), then many requests
+    compared with the answer computed from the job hashes: same ids, order and total."""
+    import random
+
+    rng = random.Random(7)
+    queues, tasks, notes = ["q1", "q2", "a:b", "default"], ["t1", "t2", "x:y"], ["n1", "n2", "n3"]
+    specs = [
+        JobSpec(
+            rng.choice(tasks),
+            queue=rng.choice(queues),
+            notes={k: "1" for k in notes if rng.random() < 0.3},
+            expire=0.05 if rng.random() < 0.15 else None,
+            priority=rng.randint(0, 3),
+        )
+        for _ in range(160)
+    ]
+    await store.enqueue(namespace, specs)
+    taken, _, _ = await store.dequeue(namespace, 1, count=70, queues=queues)
+    for n, job in enumerate(taken):
+        if n % 3 == 0:
+            await finish(store, namespace, job)
+        elif n % 3 == 1:
+            await fail(store, namespace, job)
+    for job in taken[:12]:  # some retried into another queue
+        assert await store.retry_job(namespace, job.id, job.retries, RetryOptions(queue="q2"))
+    await asyncio.sleep(0.1)  # the expiring inactive jobs expire
+    await check()
+
+    now = await redis_now(redis)
+    model = []
+    for job_id in range(1, 161):
+        h = await job_hash(redis, ks, job_id)
+        note_keys = {text(k) for k in await redis.hkeys(ks.key(f"notes:{job_id}"))}
+        hidden = h["state"] == "inactive" and "expires" in h and float(h["expires"]) <= now
+        if not hidden:
+            model.append((job_id, h["state"], h["queue"], h["task"], note_keys))
+    model.sort(reverse=True)
+    assert len(model) < 160  # some are hidden
+
+    def pick(values: list[str]) -> list[str]:
+        return rng.sample(values, rng.randint(0, len(values))) if rng.random() < 0.6 else []
+
+    for _ in range(250):
+        f: dict[str, Any] = {
+            "states": pick(list(STATES)), "queues": pick(queues + ["none"]),
+            "tasks": pick(tasks), "notes": pick(notes) if rng.random() < 0.4 else [],
+        }  # fmt: skip
+        if rng.random() < 0.2:
+            f["before"] = rng.randint(1, 170)
+        offset, limit = rng.choice([0, 0, 1, 5, 30, 100, 200]), rng.choice([1, 3, 10, 100])
+        expected = [
+            i
+            for i, state, queue, task, keys in model
+            if (not f["states"] or state in f["states"])
+            and (not f["queues"] or queue in f["queues"])
+            and (not f["tasks"] or task in f["tasks"])
+            and (not f["notes"] or keys & set(f["notes"]))
+            and ("before" not in f or i < f["before"])
+        ]
+        page = expected[offset : offset + limit]
+        want = (page, len(expected) if page else 0)
+        assert await list_ids(store, namespace, offset, limit, **f) == want, (offset, limit, f)
+    # Repeated filter values count once.
+    assert await list_ids(store, namespace, 0, 1000, states=["failed", "failed"]) == (
+        await list_ids(store, namespace, 0, 1000, states=["failed"])
+    )
+
+
+async def test_list_jobs_notes_with_broad_filters_is_refused(store, namespace, check):
+    from broker.errors import ResourceExhausted
+
+    await store.enqueue(namespace, [JobSpec("t", notes={"k": "1"})] * 10_001)
+    # Either side alone is exact through its index.
+    assert (await list_ids(store, namespace, 0, 1, notes=["k"]))[1] == 10_001
+    assert (await list_ids(store, namespace, 0, 1, states=["inactive"]))[1] == 10_001
+    with pytest.raises(ResourceExhausted, match="filters too broad"):
+        await list_ids(store, namespace, notes=["k"], states=["inactive"])
+    # One narrow side is enough.
+    job = await enqueue(store, namespace, "t", notes={"k": "1"})
+    assert await list_ids(store, namespace, notes=["k"], states=["active"]) == ([], 0)
+    assert await list_ids(store, namespace, 0, 1, notes=["k"], ids=[job]) == ([job], 1)
+    await enqueue(store, namespace, "rare", notes={"k": "2"})
+    assert (await list_ids(store, namespace, notes=["k"], tasks=["rare"]))[1] == 1
+
+
+async def test_list_jobs_waits_for_repair_when_too_many_jobs_expired(store, namespace):
+    from broker.errors import TryAgain
+
+    await store.enqueue(namespace, [JobSpec("t", expire=0.01)] * 10_001)
+    await asyncio.sleep(0.05)
+    with pytest.raises(TryAgain, match="expired"):
+        await list_ids(store, namespace)
+    assert await list_ids(store, namespace, states=["active"]) == ([], 0)  # no inactive: fine
+    await store.repair(namespace, missing_after=1800, remove_after=172800, stuck_after=172800)
+    assert await list_ids(store, namespace) == ([], 0)
