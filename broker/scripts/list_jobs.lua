@@ -5,9 +5,9 @@
 --   * state, queue and task filters, in any mix, map onto K sorted sets scored by id: `jobs`, or
 --     one index per value when one dimension is filtered, else the sqt:<state>:<queue>:<task>
 --     sets of the combinations that hold jobs (found through queue_tasks / task_queues). The
---     total is a sum of ZCOUNTs. The page's first and last ids are found by binary search over
---     ids on sums of ZCOUNTs (offsets never walk) and the page is read between them:
---     O(K · log n · log ids + page);
+--     total is a sum of ZCOUNTs. The page's first and last ids are found by a search over ids
+--     on sums of ZCOUNTs (offsets never walk; see select) and the page is read between them:
+--     O(K · log n · rounds + page), a few rounds usually, log(ids) at worst;
 --   * expired inactive jobs are subtracted one by one: at most EXPIRED_BUDGET (repair deletes
 --     them), else the error EXPIRED_BACKLOG;
 --   * a notes filter is exact through the index for one key alone; with more keys or other
@@ -26,6 +26,7 @@
 --          Errors (mapped in broker/store.py): "TOO_BROAD ...", "EXPIRED_BACKLOG ...".
 local NOTES_BUDGET = 10000
 local EXPIRED_BUDGET = 10000
+local READ_ALL = 1000  -- a search window holding at most this many ids (+4 a set) is read whole
 local STATES = {'inactive', 'active', 'failed', 'finished'}
 
 local offset, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -225,45 +226,85 @@ local function hidden_upto(x)
   return lo
 end
 
+-- Hidden ids in [lo, hi].
+local function hidden_in(lo, hi)
+  if #hidden == 0 then return 0 end
+  return hidden_upto(hi) - hidden_upto(lo - 1)
+end
+
 -- The r-th highest visible id in [lo, hi] of the union of `keys` (disjoint sets), or nil when
--- there are fewer: binary search on the id, each step one ZCOUNT per set that still has members
--- in the window. Also returns how many visible ids the window holds.
-local function select(r, lo, hi)
-  local active, n = {}, 0
+-- there are fewer; also how many visible ids [lo, hi] holds, and the ids of the final window
+-- (descending), the r-th's index there and the window's low end. A search over ids on ZCOUNT
+-- sums: each round probes two ids around where ranks r .. r + more would be if ids were spread
+-- evenly (about sqrt(window) ranks beyond), so the window usually shrinks to a few sqrt of
+-- itself, and falls back to halving when that did not halve it; a round costs two ZCOUNTs per
+-- set still holding ids of the window. Once the window holds few ids they are read and sorted.
+local function select(r, lo, hi, more)
+  local active, raw = {}, 0
   for _, k in ipairs(keys) do
     local c = redis.call('ZCOUNT', k, lo, hi)
     if c > 0 then
       active[#active + 1] = {k, c}
-      n = n + c
+      raw = raw + c
     end
   end
-  local visible = n - (hidden_upto(hi) - hidden_upto(lo - 1))
+  local visible = raw - hidden_in(lo, hi)
   if visible < r then return nil, visible end
-  local above = 0  -- visible ids above the window
-  while lo < hi do
-    local mid = math.floor((lo + hi + 1) / 2)
-    local upper, counts = 0, {}
-    for i, a in ipairs(active) do
-      counts[i] = redis.call('ZCOUNT', a[1], mid, hi)
-      upper = upper + counts[i]
-    end
-    upper = upper - (hidden_upto(hi) - hidden_upto(mid - 1))
-    local kept = {}
-    if above + upper >= r then
-      lo = mid
-      for i, a in ipairs(active) do
-        if counts[i] > 0 then kept[#kept + 1] = {a[1], counts[i]} end
-      end
+  local above, halve = 0, false  -- visible ids above the window
+  while raw > READ_ALL + 4 * #active do
+    local w = raw - hidden_in(lo, hi)
+    local k = r - above  -- the wanted id's rank from the top of the window
+    local span = hi - lo + 1
+    local u, v
+    if halve or w < 4 then
+      u = math.floor((lo + hi + 1) / 2)
+      v = lo
     else
-      above = above + upper
-      hi = mid - 1
-      for i, a in ipairs(active) do
-        if a[2] > counts[i] then kept[#kept + 1] = {a[1], a[2] - counts[i]} end
+      local d = math.ceil(math.sqrt(w))
+      u = math.floor(hi - (k - d) * span / w)
+      v = math.ceil(hi - (k + more + d) * span / w)
+      if u > hi then u = hi + 1 end
+      if v < lo then v = lo end
+      if u <= v then u, v = math.floor((lo + hi + 1) / 2), lo end
+    end
+    local cu, cv, su, sv = {}, {}, 0, 0
+    for i, a in ipairs(active) do
+      cu[i] = u <= hi and redis.call('ZCOUNT', a[1], u, hi) or 0
+      cv[i] = v > lo and redis.call('ZCOUNT', a[1], v, hi) or a[2]
+      su, sv = su + cu[i], sv + cv[i]
+    end
+    local vu = su - (u <= hi and hidden_in(u, hi) or 0)
+    local vv = sv - hidden_in(v, hi)
+    local kept, was = {}, raw
+    raw = 0
+    local function keep(a, n)
+      if n > 0 then
+        kept[#kept + 1] = {a[1], n}
+        raw = raw + n
       end
+    end
+    if above + vu >= r then
+      lo = u
+      for i, a in ipairs(active) do keep(a, cu[i]) end
+    elseif above + vv >= r then
+      above, lo, hi = above + vu, v, u - 1
+      for i, a in ipairs(active) do keep(a, cv[i] - cu[i]) end
+    else
+      above, hi = above + vv, v - 1
+      for i, a in ipairs(active) do keep(a, a[2] - cv[i]) end
     end
     active = kept
+    halve = raw * 2 > was
   end
-  return lo, visible
+  local ids = {}
+  for _, a in ipairs(active) do
+    for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', a[1], hi, lo)) do
+      local n = tonumber(id)
+      if hidden_in(n, n) == 0 then ids[#ids + 1] = n end
+    end
+  end
+  table.sort(ids, function(a, b) return a > b end)
+  return ids[r - above], visible, ids, r - above, lo
 end
 
 -- The id range: from the lowest id stored to the highest wanted.
@@ -271,14 +312,19 @@ local low = redis.call('ZRANGE', P .. 'jobs', 0, 0, 'WITHSCORES')[2]
 local high = redis.call('ZREVRANGEBYSCORE', P .. 'jobs', max, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]
 if not low or not high or limit == 0 then return answer(0, {}) end
 low, high = tonumber(low), tonumber(high)
-local first, total = select(offset + 1, low, high)
+local first, total, window, at, window_low = select(offset + 1, low, high, limit)
 if not first then return answer(0, {}) end
-local last = select(limit, low, first) or low
 local page = {}
+if at + limit - 1 <= #window or window_low == low then
+  -- The page lies in the search's last window (which ends at the lowest id when it is short).
+  for i = at, math.min(#window, at + limit - 1) do page[#page + 1] = istr(window[i]) end
+  return answer(total, page)
+end
+local last = select(limit, low, first, 0) or low
 for _, k in ipairs(keys) do
   for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', k, first, last)) do
     local n = tonumber(id)
-    if hidden_upto(n) == hidden_upto(n - 1) then page[#page + 1] = n end
+    if hidden_in(n, n) == 0 then page[#page + 1] = n end
   end
 end
 table.sort(page, function(a, b) return a > b end)

@@ -1442,12 +1442,15 @@ async def test_new_parents_on_retry_start_the_walk_over(store, redis, ks, namesp
 # list_jobs against a model -----------------------------------------------------------------------
 
 
-async def test_list_jobs_matches_a_model_for_every_filter_mix(store, redis, ks, namespace, check):
-    """Random jobs in every state, queue, task and note mix (some expired), then many requests
-    compared with the answer computed from the job hashes: same ids, order and total."""
+Model = list[tuple[int, str, str, str, set[str]]]
+
+
+async def fill_for_model(store: Store, ns: str, n: int, seed: int) -> list[str]:
+    """n random jobs in every state, queue, task and note mix, some expired (hidden); the
+    queues used."""
     import random
 
-    rng = random.Random(7)
+    rng = random.Random(seed)
     queues, tasks, notes = ["q1", "q2", "a:b", "default"], ["t1", "t2", "x:y"], ["n1", "n2", "n3"]
     specs = [
         JobSpec(
@@ -1457,58 +1460,99 @@ async def test_list_jobs_matches_a_model_for_every_filter_mix(store, redis, ks, 
             expire=0.05 if rng.random() < 0.15 else None,
             priority=rng.randint(0, 3),
         )
-        for _ in range(160)
+        for _ in range(n)
     ]
-    await store.enqueue(namespace, specs)
-    taken, _, _ = await store.dequeue(namespace, 1, count=70, queues=queues)
-    for n, job in enumerate(taken):
-        if n % 3 == 0:
-            await finish(store, namespace, job)
-        elif n % 3 == 1:
-            await fail(store, namespace, job)
+    for i in range(0, n, 1000):
+        await store.enqueue(ns, specs[i : i + 1000])
+    taken, _, _ = await store.dequeue(ns, 1, count=n * 4 // 10, queues=queues)
+    done = [Completion(j.id, j.retries, k % 3 == 1, '"boom"') for k, j in enumerate(taken)]
+    await store.complete_jobs(ns, [c for k, c in enumerate(done) if k % 3 != 2])
     for job in taken[:12]:  # some retried into another queue
-        assert await store.retry_job(namespace, job.id, job.retries, RetryOptions(queue="q2"))
+        assert await store.retry_job(ns, job.id, job.retries, RetryOptions(queue="q2"))
     await asyncio.sleep(0.1)  # the expiring inactive jobs expire
-    await check()
+    return queues
 
+
+async def read_model(redis: aioredis.Redis, ks: Keyspace, n: int) -> Model:
+    """(id, state, queue, task, note keys) of every visible job, id descending."""
     now = await redis_now(redis)
     model = []
-    for job_id in range(1, 161):
+    for job_id in range(1, n + 1):
         h = await job_hash(redis, ks, job_id)
         note_keys = {text(k) for k in await redis.hkeys(ks.key(f"notes:{job_id}"))}
         hidden = h["state"] == "inactive" and "expires" in h and float(h["expires"]) <= now
         if not hidden:
             model.append((job_id, h["state"], h["queue"], h["task"], note_keys))
     model.sort(reverse=True)
-    assert len(model) < 160  # some are hidden
+    assert len(model) < n  # some are hidden
+    return model
 
+
+def model_page(model: Model, offset: int, limit: int, f: dict[str, Any]) -> tuple[list[int], int]:
+    expected = [
+        i
+        for i, state, queue, task, keys in model
+        if (not f.get("states") or state in f["states"])
+        and (not f.get("queues") or queue in f["queues"])
+        and (not f.get("tasks") or task in f["tasks"])
+        and (not f.get("notes") or keys & set(f["notes"]))
+        and ("before" not in f or i < f["before"])
+    ]
+    page = expected[offset : offset + limit]
+    return page, len(expected) if page else 0
+
+
+def random_filters(rng: Any, queues: list[str]) -> dict[str, Any]:
     def pick(values: list[str]) -> list[str]:
         return rng.sample(values, rng.randint(0, len(values))) if rng.random() < 0.6 else []
 
+    f: dict[str, Any] = {
+        "states": pick(list(STATES)), "queues": pick(queues + ["none"]),
+        "tasks": pick(["t1", "t2", "x:y"]),
+        "notes": pick(["n1", "n2", "n3"]) if rng.random() < 0.4 else [],
+    }  # fmt: skip
+    if rng.random() < 0.2:
+        f["before"] = rng.randint(1, 170)
+    return f
+
+
+async def test_list_jobs_matches_a_model_for_every_filter_mix(store, redis, ks, namespace, check):
+    """Many requests compared with the answer computed from the job hashes: same ids, order and
+    total, whatever the filters, offset and limit."""
+    import random
+
+    queues = await fill_for_model(store, namespace, 160, seed=7)
+    await check()
+    model = await read_model(redis, ks, 160)
+    rng = random.Random(7)
     for _ in range(250):
-        f: dict[str, Any] = {
-            "states": pick(list(STATES)), "queues": pick(queues + ["none"]),
-            "tasks": pick(tasks), "notes": pick(notes) if rng.random() < 0.4 else [],
-        }  # fmt: skip
-        if rng.random() < 0.2:
-            f["before"] = rng.randint(1, 170)
+        f = random_filters(rng, queues)
         offset, limit = rng.choice([0, 0, 1, 5, 30, 100, 200]), rng.choice([1, 3, 10, 100])
-        expected = [
-            i
-            for i, state, queue, task, keys in model
-            if (not f["states"] or state in f["states"])
-            and (not f["queues"] or queue in f["queues"])
-            and (not f["tasks"] or task in f["tasks"])
-            and (not f["notes"] or keys & set(f["notes"]))
-            and ("before" not in f or i < f["before"])
-        ]
-        page = expected[offset : offset + limit]
-        want = (page, len(expected) if page else 0)
+        want = model_page(model, offset, limit, f)
         assert await list_ids(store, namespace, offset, limit, **f) == want, (offset, limit, f)
     # Repeated filter values count once.
     assert await list_ids(store, namespace, 0, 1000, states=["failed", "failed"]) == (
         await list_ids(store, namespace, 0, 1000, states=["failed"])
     )
+
+
+async def test_list_jobs_deep_pages_match_the_model(store, redis, ks, namespace):
+    """Enough jobs that the id search runs several rounds before it reads a window."""
+    import random
+
+    n = 6000
+    queues = await fill_for_model(store, namespace, n, seed=11)
+    model = await read_model(redis, ks, n)
+    rng = random.Random(11)
+    for _ in range(40):
+        f = {k: v for k, v in random_filters(rng, queues).items() if k != "notes"}
+        if "before" in f:
+            f["before"] = rng.randint(1, n + 10)
+        offset, limit = rng.randint(0, n), rng.choice([1, 10, 100, 1000])
+        want = model_page(model, offset, limit, f)
+        assert await list_ids(store, namespace, offset, limit, **f) == want, (offset, limit, f)
+    for offset in (0, 999, 2500, len(model) - 1, len(model)):
+        assert await list_ids(store, namespace, offset, 1000) == model_page(model, offset, 1000, {})
 
 
 async def test_list_jobs_notes_with_broad_filters_is_refused(store, namespace, check):
