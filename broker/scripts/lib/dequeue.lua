@@ -44,14 +44,21 @@ end
 
 -- The best runnable job (priority DESC, id ASC) among the ready sets, or nil. Expired jobs leave
 -- the ready sets; jobs blocked by a parent are parked on it until it changes state, so nothing is
--- ever re-pushed and every step here is progress.
+-- ever re-pushed and every step here is progress. Each key entry caches its set's head (k.head)
+-- for the rest of the script: only the set a job was taken from changes between picks, so
+-- picking `count` jobs reads each head once plus once per pick rather than every head per pick.
+-- A head cached by another worker's key list that was taken meanwhile fails the state check
+-- below and is read again.
 local function pick(keys, min_priority, now)
   for _ = 1, 10000 do
     local best, best_prio, best_key
     for _, k in ipairs(keys) do
-      local head = redis.call('ZRANGE', k[1], 0, 0, 'WITHSCORES')
-      if head[1] then
-        local id, prio = tonumber(head[1]), -tonumber(head[2])
+      if k.head == nil then
+        local head = redis.call('ZRANGE', k[1], 0, 0, 'WITHSCORES')
+        k.head = head[1] and {tonumber(head[1]), -tonumber(head[2])} or false
+      end
+      if k.head then
+        local id, prio = k.head[1], k.head[2]
         if not best or prio > best_prio or (prio == best_prio and id < best) then
           best, best_prio, best_key = id, prio, k
         end
@@ -59,6 +66,7 @@ local function pick(keys, min_priority, now)
     end
     if not best then return nil end
     if min_priority and best_prio < min_priority then return nil end
+    best_key.head = nil  -- taken, dropped or parked below: read the head again next time
     local id = istr(best)
     local f = redis.call('HMGET', job_key(id), 'state', 'expires', 'parents', 'lax', 'pnext')
     local expires = tonumber(f[2])
