@@ -24,6 +24,7 @@ Jobs
                                   (only pairs holding jobs)
   queue_tasks:<queue>     SET     tasks with jobs in that queue
   task_queues:<task>      SET     queues with jobs of that task
+  live_queues / live_tasks  SET   queues / tasks with at least one job
   queues / tasks / notekeys  SET  every queue, task and note key ever used (reset walks them)
   ready:<len(q)>:<q>:<t>  ZSET    score=-priority member=%020d id: runnable inactive jobs of
                                   one queue and task, so ZRANGE 0 0 is priority DESC, id ASC

@@ -64,8 +64,9 @@ local function has_note(id)
   return false
 end
 
--- Whether job `id` exists, is visible and matches the filters (job fields f when read already).
-local function matches(id, f)
+-- Whether job `id` exists, is visible and matches the filters (job fields f when read already;
+-- skip_notes: known to have a note key asked for).
+local function matches(id, f, skip_notes)
   f = f or redis.call('HMGET', job_key(id), 'state', 'queue', 'task', 'expires')
   if not f[1] then return false end
   local expires = tonumber(f[4])
@@ -73,66 +74,77 @@ local function matches(id, f)
   if #states > 0 and not state_set[f[1]] then return false end
   if #queues > 0 and not queue_set[f[2]] then return false end
   if #tasks > 0 and not task_set[f[3]] then return false end
-  return #notes == 0 or has_note(id)
+  return #notes == 0 or skip_notes or has_note(id)
 end
 
 -- The sorted sets whose union is exactly the jobs matching the state, queue and task filters.
+-- A filter naming every value in use filters nothing and is left out (all four states; every
+-- queue or task with jobs; every queue of the tasks asked for, or every task of the queues).
 local function prefixed(prefix, values)
   local keys = {}
   for i, v in ipairs(values) do keys[i] = P .. prefix .. v end
   return keys
 end
+local function covers(list, registry)
+  local live = redis.call('SCARD', P .. registry)
+  if #list < live then return false end
+  local n = 0
+  for _, v in ipairs(list) do n = n + redis.call('SISMEMBER', P .. registry, v) end
+  return n == live
+end
 local function index_keys()
-  if #queues == 0 and #tasks == 0 then
-    if #states == 0 then return {P .. 'jobs'} end
-    return prefixed('state:', states)
-  end
-  if #states == 0 and #tasks == 0 then return prefixed('queue:', queues) end
-  if #states == 0 and #queues == 0 then return prefixed('task:', tasks) end
+  local s = #states > 0 and #states < #STATES
+  local q = #queues > 0 and not covers(queues, 'live_queues')
+  local t = #tasks > 0 and not covers(tasks, 'live_tasks')
   -- (queue, task) pairs holding jobs, enumerated from whichever side costs least.
-  local pairs_ = {}
+  local pairs_, rejected, enumerated = {}, 0, false
   local function from_queues(wanted)
-    for _, q in ipairs(queues) do
-      for _, t in ipairs(redis.call('SMEMBERS', P .. 'queue_tasks:' .. q)) do
-        if not wanted or wanted[t] then pairs_[#pairs_ + 1] = {q, t} end
+    for _, v in ipairs(queues) do
+      for _, w in ipairs(redis.call('SMEMBERS', P .. 'queue_tasks:' .. v)) do
+        if not wanted or wanted[w] then pairs_[#pairs_ + 1] = {v, w} else rejected = rejected + 1 end
       end
     end
   end
   local function from_tasks(wanted)
-    for _, t in ipairs(tasks) do
-      for _, q in ipairs(redis.call('SMEMBERS', P .. 'task_queues:' .. t)) do
-        if not wanted or wanted[q] then pairs_[#pairs_ + 1] = {q, t} end
+    for _, w in ipairs(tasks) do
+      for _, v in ipairs(redis.call('SMEMBERS', P .. 'task_queues:' .. w)) do
+        if not wanted or wanted[v] then pairs_[#pairs_ + 1] = {v, w} else rejected = rejected + 1 end
       end
     end
   end
-  if #tasks == 0 then
-    from_queues(nil)
-  elseif #queues == 0 then
-    from_tasks(nil)
-  else
+  if q and t then
+    enumerated = true
     local by_queue, by_task = 0, 0
-    for _, q in ipairs(queues) do by_queue = by_queue + redis.call('SCARD', P .. 'queue_tasks:' .. q) end
-    for _, t in ipairs(tasks) do by_task = by_task + redis.call('SCARD', P .. 'task_queues:' .. t) end
-    local cross = #queues * #tasks
-    if cross <= by_queue and cross <= by_task then
-      for _, q in ipairs(queues) do
-        for _, t in ipairs(tasks) do
-          if redis.call('HEXISTS', P .. 'qt_jobs', #q .. ':' .. q .. ':' .. t) == 1 then
-            pairs_[#pairs_ + 1] = {q, t}
+    for _, v in ipairs(queues) do by_queue = by_queue + redis.call('SCARD', P .. 'queue_tasks:' .. v) end
+    for _, w in ipairs(tasks) do by_task = by_task + redis.call('SCARD', P .. 'task_queues:' .. w) end
+    if #queues * #tasks <= math.min(by_queue, by_task) then
+      for _, v in ipairs(queues) do
+        for _, w in ipairs(tasks) do
+          if redis.call('HEXISTS', P .. 'qt_jobs', #v .. ':' .. v .. ':' .. w) == 1 then
+            pairs_[#pairs_ + 1] = {v, w}
           end
         end
       end
     elseif by_queue <= by_task then
       from_queues(task_set)
+      t = rejected > 0  -- every task of these queues asked for: the task filter adds nothing
     else
       from_tasks(queue_set)
+      q = rejected > 0
     end
+  end
+  if not q and not t then
+    if s then return prefixed('state:', states) end
+    return {P .. 'jobs'}
+  end
+  if not s and not t then return prefixed('queue:', queues) end
+  if not s and not q then return prefixed('task:', tasks) end
+  if not enumerated then
+    if q then from_queues(nil) else from_tasks(nil) end
   end
   local keys = {}
   for _, pair in ipairs(pairs_) do
-    for _, s in ipairs(#states > 0 and states or STATES) do
-      keys[#keys + 1] = sqt_key(s, pair[1], pair[2])
-    end
+    for _, v in ipairs(s and states or STATES) do keys[#keys + 1] = sqt_key(v, pair[1], pair[2]) end
   end
   return keys
 end
@@ -165,38 +177,7 @@ if #ids > 0 then
   return answer_from(found)
 end
 
-local keys = index_keys()
-local function count(key_list)
-  local n = 0
-  for _, k in ipairs(key_list) do n = n + redis.call('ZCOUNT', k, '-inf', max) end
-  return n
-end
-
-if #notes > 1 or (#notes == 1 and (#states + #queues + #tasks) > 0) then
-  -- Examine the candidates of the smaller side one by one.
-  local note_keys = prefixed('note:', notes)
-  local side, other = keys, note_keys
-  if count(note_keys) < count(keys) then side, other = note_keys, keys end
-  if count(side) > NOTES_BUDGET then
-    return {err = 'TOO_BROAD filters too broad: combine notes with narrower filters'}
-  end
-  local candidates = {}
-  for _, k in ipairs(side) do
-    for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', k, max, '-inf')) do
-      candidates[#candidates + 1] = tonumber(id)
-    end
-  end
-  table.sort(candidates, function(a, b) return a > b end)
-  local found, last = {}, nil
-  for _, id in ipairs(candidates) do
-    if id ~= last and matches(istr(id)) then found[#found + 1] = id end
-    last = id
-  end
-  return answer_from(found)
-end
-if #notes == 1 then keys = {P .. 'note:' .. notes[1]} end
-
--- Every job in `keys` that is hidden (inactive, expired), ascending; none unless the filters
+-- Every expired inactive job matching the filters (hidden), ascending; none unless the filters
 -- admit inactive jobs.
 local hidden = {}
 if #states == 0 or state_set['inactive'] then
@@ -232,6 +213,48 @@ local function hidden_in(lo, hi)
   return hidden_upto(hi) - hidden_upto(lo - 1)
 end
 
+local keys = index_keys()
+local function count(key_list)
+  local n = 0
+  for _, k in ipairs(key_list) do n = n + redis.call('ZCOUNT', k, '-inf', max) end
+  return n
+end
+
+if #notes > 1 or (#notes == 1 and (#states + #queues + #tasks) > 0) then
+  -- Examine the candidates of the smaller side one by one: from the note indexes, whether the
+  -- job matches the other filters (one HMGET); from the other indexes, whether it has a note
+  -- key asked for and is not hidden.
+  local note_keys = prefixed('note:', notes)
+  local side, by_note = keys, false
+  local n, m = count(note_keys), count(keys)
+  if n < m then side, by_note, m = note_keys, true, n end
+  if m > NOTES_BUDGET then
+    return {err = 'TOO_BROAD filters too broad: combine notes with narrower filters'}
+  end
+  local candidates = {}
+  for _, k in ipairs(side) do
+    for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', k, max, '-inf')) do
+      candidates[#candidates + 1] = tonumber(id)
+    end
+  end
+  table.sort(candidates, function(a, b) return a > b end)
+  local found, last = {}, nil
+  for _, id in ipairs(candidates) do
+    local ok
+    if id == last then
+      ok = false
+    elseif by_note then
+      ok = matches(istr(id), nil, true)
+    else
+      ok = hidden_in(id, id) == 0 and has_note(istr(id))
+    end
+    if ok then found[#found + 1] = id end
+    last = id
+  end
+  return answer_from(found)
+end
+if #notes == 1 then keys = {P .. 'note:' .. notes[1]} end
+
 -- The r-th highest visible id in [lo, hi] of the union of `keys` (disjoint sets), or nil when
 -- there are fewer; also how many visible ids [lo, hi] holds, and the ids of the final window
 -- (descending), the r-th's index there and the window's low end. A search over ids on ZCOUNT
@@ -239,13 +262,17 @@ end
 -- evenly (about sqrt(window) ranks beyond), so the window usually shrinks to a few sqrt of
 -- itself, and falls back to halving when that did not halve it; a round costs two ZCOUNTs per
 -- set still holding ids of the window. Once the window holds few ids they are read and sorted.
-local function select(r, lo, hi, more)
-  local active, raw = {}, 0
-  for _, k in ipairs(keys) do
-    local c = redis.call('ZCOUNT', k, lo, hi)
-    if c > 0 then
-      active[#active + 1] = {k, c}
-      raw = raw + c
+local function select(r, lo, hi, more, counted)
+  local active, raw = counted or {}, 0
+  if counted then
+    for _, a in ipairs(active) do raw = raw + a[2] end
+  else
+    for _, k in ipairs(keys) do
+      local c = redis.call('ZCOUNT', k, lo, hi)
+      if c > 0 then
+        active[#active + 1] = {k, c}
+        raw = raw + c
+      end
     end
   end
   local visible = raw - hidden_in(lo, hi)
@@ -312,7 +339,17 @@ local low = redis.call('ZRANGE', P .. 'jobs', 0, 0, 'WITHSCORES')[2]
 local high = redis.call('ZREVRANGEBYSCORE', P .. 'jobs', max, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]
 if not low or not high or limit == 0 then return answer(0, {}) end
 low, high = tonumber(low), tonumber(high)
-local first, total, window, at, window_low = select(offset + 1, low, high, limit)
+-- Only the sets holding wanted ids take part from here on.
+local counted, nonempty = {}, {}
+for _, k in ipairs(keys) do
+  local c = redis.call('ZCOUNT', k, low, high)
+  if c > 0 then
+    counted[#counted + 1] = {k, c}
+    nonempty[#nonempty + 1] = k
+  end
+end
+keys = nonempty
+local first, total, window, at, window_low = select(offset + 1, low, high, limit, counted)
 if not first then return answer(0, {}) end
 local page = {}
 if at + limit - 1 <= #window or window_low == low then

@@ -6,7 +6,8 @@ The invariants (``assert_consistent``), worked out from ``broker/scripts/lib/*.l
 - each job hash is in exactly one ``state:<s>`` (its own), and in ``jobs``, ``queue:<its queue>``,
   ``task:<its task>``, ``sqt:<its state>:<len(q)>:<q>:<its task>`` and ``note:<k>`` for exactly
   its note keys; nothing else is in them; ``qt_jobs`` counts the jobs of each (queue, task) pair
-  that holds any, and ``queue_tasks:<q>`` / ``task_queues:<t>`` name exactly those pairs;
+  that holds any, ``queue_tasks:<q>`` / ``task_queues:<t>`` name exactly those pairs and
+  ``live_queues`` / ``live_tasks`` exactly their queues and tasks;
 - an inactive job sits in at most one of: a ready set, ``delayed``, a ``parked:<p>`` set. One that
   has not expired sits in exactly one of them (in none it could never be dequeued: a LOST job).
   An expired one may be in none, because dequeue drops expired jobs from the ready sets lazily;
@@ -136,7 +137,7 @@ PLAIN = {
     "delayed", "expiring", "inactive_since", "finished_at", "parent_expiry", "busy_workers",
     "history", "workers", "workers_notified", "workers_streaming", "locks", "lock_ids",
     "lock_names", "kept_parents", "schedules", "schedule_names", "schedules_due", "repair_lock",
-    "leases", "ids:lease", "qt_jobs",
+    "leases", "ids:lease", "qt_jobs", "live_queues", "live_tasks",
 }  # fmt: skip
 FAMILIES = (
     "state:", "queue:", "task:", "note:", "readytasks:", "children:", "parked:", "worker_jobs:",
@@ -229,6 +230,8 @@ async def assert_consistent(redis: aioredis.Redis, namespace: str) -> None:
         task_queues.setdefault(t, set()).add(q)
     assert raw.family("queue_tasks:") == queue_tasks, "queue_tasks"
     assert raw.family("task_queues:") == task_queues, "task_queues"
+    assert raw.plain.get("live_queues", set()) == set(queue_tasks), "live_queues"
+    assert raw.plain.get("live_tasks", set()) == set(task_queues), "live_tasks"
 
     # Ready sets and readytasks.
     ready_of: dict[int, tuple[str, str]] = {}
@@ -454,6 +457,7 @@ async def test_enqueue_defaults(store, redis, ks, namespace, check):
         "ids:job", "job:1", "jobs", "state:inactive", "queue:default", "task:add", "queues",
         "tasks", "inactive_since", "ready:7:default:add", "readytasks:default",
         "sqt:inactive:7:default:add", "qt_jobs", "queue_tasks:default", "task_queues:add",
+        "live_queues", "live_tasks",
     }  # fmt: skip
 
 

@@ -22,12 +22,15 @@ local function set_state(id, from, to, queue, task)
 end
 
 -- Counts a job into its (queue, task) pair; a pair's first job registers it in queue_tasks and
--- task_queues, so list_jobs enumerates only the combinations that hold jobs.
+-- task_queues (and its queue and task in live_queues and live_tasks), so list_jobs enumerates
+-- only the combinations that hold jobs. Only a pair's first and last job cost more than one call.
 local function pair_add(queue, task)
   local field = #queue .. ':' .. queue .. ':' .. task
   if redis.call('HINCRBY', P .. 'qt_jobs', field, 1) == 1 then
     redis.call('SADD', P .. 'queue_tasks:' .. queue, task)
     redis.call('SADD', P .. 'task_queues:' .. task, queue)
+    redis.call('SADD', P .. 'live_queues', queue)
+    redis.call('SADD', P .. 'live_tasks', task)
   end
 end
 
@@ -37,6 +40,12 @@ local function pair_remove(queue, task)
     redis.call('HDEL', P .. 'qt_jobs', field)
     redis.call('SREM', P .. 'queue_tasks:' .. queue, task)
     redis.call('SREM', P .. 'task_queues:' .. task, queue)
+    if redis.call('EXISTS', P .. 'queue_tasks:' .. queue) == 0 then
+      redis.call('SREM', P .. 'live_queues', queue)
+    end
+    if redis.call('EXISTS', P .. 'task_queues:' .. task) == 0 then
+      redis.call('SREM', P .. 'live_tasks', task)
+    end
   end
 end
 
