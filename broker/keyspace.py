@@ -18,8 +18,11 @@ Jobs
   queue:<queue>           ZSET    score=id  jobs per queue (list filter)
   task:<task>             ZSET    score=id  jobs per task (list filter)
   note:<key>              ZSET    score=id  jobs whose notes have that top-level key
-  sqt:<state>:<len(q)>:<q>:<t>  ZSET  score=id  jobs of one state, queue and task (list filters
-                                  in any mix; the length prefix keeps queue and task apart)
+  sq:<state>:<queue>      ZSET    score=id  jobs per state and queue      } list_jobs answers
+  st:<state>:<task>       ZSET    score=id  jobs per state and task       } any mix of state,
+  qt:<len(q)>:<q>:<t>     ZSET    score=id  jobs per queue and task       } queue and task
+  sqt:<state>:<len(q)>:<q>:<t>  ZSET  score=id  per state, queue and task } filters from these
+                                  (the length prefix keeps queue and task apart)
   qt_jobs                 HASH    "<len(q)>:<q>:<t>" -> number of jobs of that queue and task
                                   (only pairs holding jobs)
   queue_tasks:<queue>     SET     tasks with jobs in that queue

@@ -2,9 +2,9 @@
 -- and a total that ignores offset and limit (0 when the page is empty, as in Minion). Inactive
 -- jobs that have expired are hidden.
 -- Cost, bounded by the request and the page, never by the store:
---   * state, queue and task filters, in any mix, map onto K sorted sets scored by id: `jobs`, or
---     one index per value when one dimension is filtered, else the sqt:<state>:<queue>:<task>
---     sets of the combinations that hold jobs (found through queue_tasks / task_queues). The
+--   * state, queue and task filters, in any mix, map onto K sorted sets scored by id, one per
+--     combination of wanted values that holds jobs, from the index of exactly the dimensions
+--     filtered (jobs, state, queue, task, sq, st, qt, sqt; see index_keys). The
 --     total is a sum of ZCOUNTs. The page's first and last ids are found by a search over ids
 --     on sums of ZCOUNTs (offsets never walk; see select) and the page is read between them:
 --     O(K · log n · rounds + page), a few rounds usually, log(ids) at worst;
@@ -77,74 +77,72 @@ local function matches(id, f, skip_notes)
   return #notes == 0 or skip_notes or has_note(id)
 end
 
--- The sorted sets whose union is exactly the jobs matching the state, queue and task filters.
--- A filter naming every value in use filters nothing and is left out (all four states; every
--- queue or task with jobs; every queue of the tasks asked for, or every task of the queues).
-local function prefixed(prefix, values)
-  local keys = {}
-  for i, v in ipairs(values) do keys[i] = P .. prefix .. v end
-  return keys
-end
-local function covers(list, registry)
-  local live = redis.call('SCARD', P .. registry)
-  if #list < live then return false end
-  local n = 0
-  for _, v in ipairs(list) do n = n + redis.call('SISMEMBER', P .. registry, v) end
-  return n == live
+-- The sorted sets whose union is exactly the jobs matching the state, queue and task filters:
+-- the index of the dimensions filtered (jobs, state, queue, task, sq, st, qt or sqt) for each
+-- combination of values that holds jobs. A filter naming every value in use filters nothing
+-- and is left out (all four states; every queue or task with jobs; every queue of the tasks
+-- asked for, or every task of the queues asked for).
+local function in_use(list, registry)
+  local live = {}
+  for _, v in ipairs(list) do
+    if redis.call('SISMEMBER', P .. registry, v) == 1 then live[#live + 1] = v end
+  end
+  return live, #live == redis.call('SCARD', P .. registry)
 end
 local function index_keys()
   local s = #states > 0 and #states < #STATES
-  local q = #queues > 0 and not covers(queues, 'live_queues')
-  local t = #tasks > 0 and not covers(tasks, 'live_tasks')
+  local live_queues, all_queues = in_use(queues, 'live_queues')
+  local live_tasks, all_tasks = in_use(tasks, 'live_tasks')
+  local q = #queues > 0 and not all_queues
+  local t = #tasks > 0 and not all_tasks
+  local keys = {}
+  local function add(key) keys[#keys + 1] = key end
   -- (queue, task) pairs holding jobs, enumerated from whichever side costs least.
-  local pairs_, rejected, enumerated = {}, 0, false
-  local function from_queues(wanted)
-    for _, v in ipairs(queues) do
-      for _, w in ipairs(redis.call('SMEMBERS', P .. 'queue_tasks:' .. v)) do
-        if not wanted or wanted[w] then pairs_[#pairs_ + 1] = {v, w} else rejected = rejected + 1 end
-      end
-    end
-  end
-  local function from_tasks(wanted)
-    for _, w in ipairs(tasks) do
-      for _, v in ipairs(redis.call('SMEMBERS', P .. 'task_queues:' .. w)) do
-        if not wanted or wanted[v] then pairs_[#pairs_ + 1] = {v, w} else rejected = rejected + 1 end
-      end
-    end
-  end
+  local pairs_ = {}
   if q and t then
-    enumerated = true
-    local by_queue, by_task = 0, 0
-    for _, v in ipairs(queues) do by_queue = by_queue + redis.call('SCARD', P .. 'queue_tasks:' .. v) end
-    for _, w in ipairs(tasks) do by_task = by_task + redis.call('SCARD', P .. 'task_queues:' .. w) end
-    if #queues * #tasks <= math.min(by_queue, by_task) then
-      for _, v in ipairs(queues) do
-        for _, w in ipairs(tasks) do
+    local by_queue, by_task, rejected = 0, 0, 0
+    for _, v in ipairs(live_queues) do
+      by_queue = by_queue + redis.call('SCARD', P .. 'queue_tasks:' .. v)
+    end
+    for _, w in ipairs(live_tasks) do
+      by_task = by_task + redis.call('SCARD', P .. 'task_queues:' .. w)
+    end
+    if #live_queues * #live_tasks <= math.min(by_queue, by_task) then
+      for _, v in ipairs(live_queues) do
+        for _, w in ipairs(live_tasks) do
           if redis.call('HEXISTS', P .. 'qt_jobs', #v .. ':' .. v .. ':' .. w) == 1 then
             pairs_[#pairs_ + 1] = {v, w}
           end
         end
       end
     elseif by_queue <= by_task then
-      from_queues(task_set)
+      for _, v in ipairs(live_queues) do
+        for _, w in ipairs(redis.call('SMEMBERS', P .. 'queue_tasks:' .. v)) do
+          if task_set[w] then pairs_[#pairs_ + 1] = {v, w} else rejected = rejected + 1 end
+        end
+      end
       t = rejected > 0  -- every task of these queues asked for: the task filter adds nothing
     else
-      from_tasks(queue_set)
+      for _, w in ipairs(live_tasks) do
+        for _, v in ipairs(redis.call('SMEMBERS', P .. 'task_queues:' .. w)) do
+          if queue_set[v] then pairs_[#pairs_ + 1] = {v, w} else rejected = rejected + 1 end
+        end
+      end
       q = rejected > 0
     end
   end
-  if not q and not t then
-    if s then return prefixed('state:', states) end
-    return {P .. 'jobs'}
-  end
-  if not s and not t then return prefixed('queue:', queues) end
-  if not s and not q then return prefixed('task:', tasks) end
-  if not enumerated then
-    if q then from_queues(nil) else from_tasks(nil) end
-  end
-  local keys = {}
-  for _, pair in ipairs(pairs_) do
-    for _, v in ipairs(s and states or STATES) do keys[#keys + 1] = sqt_key(v, pair[1], pair[2]) end
+  for _, v in ipairs(s and states or {false}) do
+    if q and t then
+      for _, pair in ipairs(pairs_) do
+        add(v and sqt_key(v, pair[1], pair[2]) or qt_key(pair[1], pair[2]))
+      end
+    elseif q then
+      for _, w in ipairs(live_queues) do add(v and sq_key(v, w) or P .. 'queue:' .. w) end
+    elseif t then
+      for _, w in ipairs(live_tasks) do add(v and st_key(v, w) or P .. 'task:' .. w) end
+    else
+      add(v and P .. 'state:' .. v or P .. 'jobs')
+    end
   end
   return keys
 end
@@ -224,7 +222,8 @@ if #notes > 1 or (#notes == 1 and (#states + #queues + #tasks) > 0) then
   -- Examine the candidates of the smaller side one by one: from the note indexes, whether the
   -- job matches the other filters (one HMGET); from the other indexes, whether it has a note
   -- key asked for and is not hidden.
-  local note_keys = prefixed('note:', notes)
+  local note_keys = {}
+  for i, key in ipairs(notes) do note_keys[i] = P .. 'note:' .. key end
   local side, by_note = keys, false
   local n, m = count(note_keys), count(keys)
   if n < m then side, by_note, m = note_keys, true, n end

@@ -4,8 +4,9 @@ the namespace is read back (SCAN) and every index is checked against the job has
 The invariants (``assert_consistent``), worked out from ``broker/scripts/lib/*.lua``:
 
 - each job hash is in exactly one ``state:<s>`` (its own), and in ``jobs``, ``queue:<its queue>``,
-  ``task:<its task>``, ``sqt:<its state>:<len(q)>:<q>:<its task>`` and ``note:<k>`` for exactly
-  its note keys; nothing else is in them; ``qt_jobs`` counts the jobs of each (queue, task) pair
+  ``task:<its task>``, ``sq:<its state>:<its queue>``, ``st:<its state>:<its task>``,
+  ``qt:<len(q)>:<q>:<its task>``, ``sqt:<its state>:<len(q)>:<q>:<its task>`` and ``note:<k>``
+  for exactly its note keys; nothing else is in them; ``qt_jobs`` counts the jobs of each (queue, task) pair
   that holds any, ``queue_tasks:<q>`` / ``task_queues:<t>`` name exactly those pairs and
   ``live_queues`` / ``live_tasks`` exactly their queues and tasks;
 - an inactive job sits in at most one of: a ready set, ``delayed``, a ``parked:<p>`` set. One that
@@ -141,7 +142,7 @@ PLAIN = {
 }  # fmt: skip
 FAMILIES = (
     "state:", "queue:", "task:", "note:", "readytasks:", "children:", "parked:", "worker_jobs:",
-    "worker:", "inbox:", "lock:", "schedule:", "queue_tasks:", "task_queues:",
+    "worker:", "inbox:", "lock:", "schedule:", "queue_tasks:", "task_queues:", "sq:", "st:",
 )  # fmt: skip
 
 
@@ -159,10 +160,11 @@ def classify(keys: dict[str, Any]) -> Raw:
             queue, task = rest[: int(length)], rest[int(length) + 1 :]
             assert rest[int(length)] == ":", f"malformed ready key {key}"
             raw.ready[(queue, task)] = value
-        elif key.startswith("sqt:"):
-            state, length, rest = key[4:].split(":", 2)
+        elif key.startswith(("sqt:", "qt:")):
+            state, rest = key.split(":", 1)[1].split(":", 1) if key[0] == "s" else ("", key[3:])
+            length, rest = rest.split(":", 1)
             queue, task = rest[: int(length)], rest[int(length) + 1 :]
-            assert rest[int(length)] == ":", f"malformed sqt key {key}"
+            assert rest[int(length)] == ":", f"malformed key {key}"
             raw.sqt[(state, queue, task)] = value
         else:
             for prefix in FAMILIES:
@@ -215,9 +217,16 @@ async def assert_consistent(redis: aioredis.Redis, namespace: str) -> None:
 
     # sqt:<s>:<q>:<t> and the registries of (queue, task) pairs.
     combos: dict[tuple[str, str, str], dict[str, float]] = {}
+    by_sq: dict[str, dict[str, float]] = {}
+    by_st: dict[str, dict[str, float]] = {}
     for i, j in jobs.items():
-        combos.setdefault((j["state"], j["queue"], j["task"]), {})[str(i)] = float(i)
-    assert raw.sqt == combos, "sqt"
+        for key in ((j["state"], j["queue"], j["task"]), ("", j["queue"], j["task"])):
+            combos.setdefault(key, {})[str(i)] = float(i)
+        by_sq.setdefault(f"{j['state']}:{j['queue']}", {})[str(i)] = float(i)
+        by_st.setdefault(f"{j['state']}:{j['task']}", {})[str(i)] = float(i)
+    assert raw.sqt == combos, "sqt:<s>:<q>:<t> / qt:<q>:<t>"
+    assert raw.family("sq:") == by_sq, "sq:<s>:<q>"
+    assert raw.family("st:") == by_st, "st:<s>:<t>"
     pair_jobs: dict[tuple[str, str], int] = {}
     for j in jobs.values():
         pair_jobs[(j["queue"], j["task"])] = pair_jobs.get((j["queue"], j["task"]), 0) + 1
@@ -457,7 +466,7 @@ async def test_enqueue_defaults(store, redis, ks, namespace, check):
         "ids:job", "job:1", "jobs", "state:inactive", "queue:default", "task:add", "queues",
         "tasks", "inactive_since", "ready:7:default:add", "readytasks:default",
         "sqt:inactive:7:default:add", "qt_jobs", "queue_tasks:default", "task_queues:add",
-        "live_queues", "live_tasks",
+        "live_queues", "live_tasks", "sq:inactive:default", "st:inactive:add", "qt:7:default:add",
     }  # fmt: skip
 
 
