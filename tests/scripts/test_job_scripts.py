@@ -6,9 +6,9 @@ The invariants (``assert_consistent``), worked out from ``broker/scripts/lib/*.l
 - each job hash is in exactly one ``state:<s>`` (its own), and in ``jobs``, ``queue:<its queue>``,
   ``task:<its task>``, ``sq:<its state>:<its queue>``, ``st:<its state>:<its task>``,
   ``qt:<len(q)>:<q>:<its task>``, ``sqt:<its state>:<len(q)>:<q>:<its task>`` and ``note:<k>``
-  for exactly its note keys; nothing else is in them; ``qt_jobs`` counts the jobs of each (queue, task) pair
-  that holds any, ``queue_tasks:<q>`` / ``task_queues:<t>`` name exactly those pairs and
-  ``live_queues`` / ``live_tasks`` exactly their queues and tasks;
+  for exactly its note keys; nothing else is in them; ``qt_jobs`` counts the jobs of each
+  (queue, task) pair that holds any, ``queue_tasks:<q>`` / ``task_queues:<t>`` name exactly
+  those pairs and ``live_queues`` / ``live_tasks`` exactly their queues and tasks;
 - an inactive job sits in at most one of: a ready set, ``delayed``, a ``parked:<p>`` set. One that
   has not expired sits in exactly one of them (in none it could never be dequeued: a LOST job).
   An expired one may be in none, because dequeue drops expired jobs from the ready sets lazily;
@@ -220,8 +220,8 @@ async def assert_consistent(redis: aioredis.Redis, namespace: str) -> None:
     by_sq: dict[str, dict[str, float]] = {}
     by_st: dict[str, dict[str, float]] = {}
     for i, j in jobs.items():
-        for key in ((j["state"], j["queue"], j["task"]), ("", j["queue"], j["task"])):
-            combos.setdefault(key, {})[str(i)] = float(i)
+        for combo in ((j["state"], j["queue"], j["task"]), ("", j["queue"], j["task"])):
+            combos.setdefault(combo, {})[str(i)] = float(i)
         by_sq.setdefault(f"{j['state']}:{j['queue']}", {})[str(i)] = float(i)
         by_st.setdefault(f"{j['state']}:{j['task']}", {})[str(i)] = float(i)
     assert raw.sqt == combos, "sqt:<s>:<q>:<t> / qt:<q>:<t>"
