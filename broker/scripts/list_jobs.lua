@@ -100,7 +100,7 @@ local function index_keys()
   -- (queue, task) pairs holding jobs, enumerated from whichever side costs least.
   local pairs_ = {}
   if q and t then
-    local by_queue, by_task, rejected = 0, 0, 0
+    local by_queue, by_task = 0, 0
     for _, v in ipairs(live_queues) do
       by_queue = by_queue + redis.call('SCARD', P .. 'queue_tasks:' .. v)
     end
@@ -118,17 +118,22 @@ local function index_keys()
     elseif by_queue <= by_task then
       for _, v in ipairs(live_queues) do
         for _, w in ipairs(redis.call('SMEMBERS', P .. 'queue_tasks:' .. v)) do
-          if task_set[w] then pairs_[#pairs_ + 1] = {v, w} else rejected = rejected + 1 end
+          if task_set[w] then pairs_[#pairs_ + 1] = {v, w} end
         end
       end
-      t = rejected > 0  -- every task of these queues asked for: the task filter adds nothing
     else
       for _, w in ipairs(live_tasks) do
         for _, v in ipairs(redis.call('SMEMBERS', P .. 'task_queues:' .. w)) do
-          if queue_set[v] then pairs_[#pairs_ + 1] = {v, w} else rejected = rejected + 1 end
+          if queue_set[v] then pairs_[#pairs_ + 1] = {v, w} end
         end
       end
-      q = rejected > 0
+    end
+    -- Every task of these queues asked for: the task filter adds nothing (or the other way
+    -- round; never both dropped, the pairs still filter).
+    if #pairs_ == by_queue then
+      t = false
+    elseif #pairs_ == by_task then
+      q = false
     end
   end
   for _, v in ipairs(s and states or {false}) do

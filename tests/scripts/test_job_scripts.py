@@ -1595,3 +1595,22 @@ async def test_list_jobs_waits_for_repair_when_too_many_jobs_expired(store, name
     assert await list_ids(store, namespace, states=["active"]) == ([], 0)  # no inactive: fine
     await store.repair(namespace, missing_after=1800, remove_after=172800, stuck_after=172800)
     assert await list_ids(store, namespace) == ([], 0)
+
+
+async def test_list_jobs_filters_that_name_every_value_in_use(store, namespace, check):
+    """A filter naming every queue (task, state) in use, or every one of the other filter's
+    pairs, filters nothing more; two filters that imply each other still filter."""
+    await store.enqueue(
+        namespace,
+        [JobSpec("a", queue="q1"), JobSpec("b", queue="q2"), JobSpec("b", queue="q3")],
+    )
+    assert await list_ids(store, namespace, queues=["q1"], tasks=["a"]) == ([1], 1)
+    assert await list_ids(store, namespace, queues=["q1", "q2", "q3", "x"]) == ([3, 2, 1], 3)
+    assert await list_ids(store, namespace, queues=["q2", "q3"], tasks=["b", "a"]) == ([3, 2], 2)
+    assert await list_ids(store, namespace, queues=["q2"], tasks=["b"]) == ([2], 1)
+    assert await list_ids(store, namespace, tasks=["a", "b"], states=list(STATES)) == (
+        [3, 2, 1], 3
+    )  # fmt: skip
+    both = {"queues": ["q1", "q2"], "tasks": ["b"], "states": ["inactive"]}
+    assert await list_ids(store, namespace, **both) == ([2], 1)
+    await check()
