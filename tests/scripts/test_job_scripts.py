@@ -1611,6 +1611,6 @@ async def test_list_jobs_filters_that_name_every_value_in_use(store, namespace, 
     assert await list_ids(store, namespace, tasks=["a", "b"], states=list(STATES)) == (
         [3, 2, 1], 3
     )  # fmt: skip
-    both = {"queues": ["q1", "q2"], "tasks": ["b"], "states": ["inactive"]}
+    both: dict[str, Any] = {"queues": ["q1", "q2"], "tasks": ["b"], "states": ["inactive"]}
     assert await list_ids(store, namespace, **both) == ([2], 1)
     await check()
