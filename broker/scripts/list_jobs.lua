@@ -189,11 +189,13 @@ if #states == 0 or state_set['inactive'] then
   if #expired > EXPIRED_BUDGET then
     return {err = 'EXPIRED_BACKLOG too many expired jobs await repair'}
   end
+  -- `expiring` holds inactive jobs only: without other filters each of them is hidden.
+  local filtered = #queues + #tasks + #notes > 0
   for _, id in ipairs(expired) do
     if not before or tonumber(id) < before then
-      local f = redis.call('HMGET', job_key(id), 'state', 'queue', 'task')
-      if f[1] == 'inactive' and (#queues == 0 or queue_set[f[2]]) and (#tasks == 0 or task_set[f[3]])
-          and (#notes == 0 or has_note(id)) then
+      local f = filtered and redis.call('HMGET', job_key(id), 'state', 'queue', 'task')
+      if not f or (f[1] == 'inactive' and (#queues == 0 or queue_set[f[2]])
+          and (#tasks == 0 or task_set[f[3]]) and (#notes == 0 or has_note(id))) then
         hidden[#hidden + 1] = tonumber(id)
       end
     end
