@@ -3,7 +3,8 @@
 Expected "nothing to do" answers (no job ready, lock busy, stale retries) are response fields,
 never errors. Bad input is INVALID_ARGUMENT with a google.rpc.BadRequest naming the field; Redis
 being unreachable, or answering that it cannot serve now (LOADING, READONLY, BUSY, OOM ...), is
-UNAVAILABLE with a RetryInfo; anything else is INTERNAL without internals leaking out.
+UNAVAILABLE with a RetryInfo; a request that would cost Redis more than a script may spend is
+RESOURCE_EXHAUSTED; anything else is INTERNAL without internals leaking out.
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ class InvalidArgument(Exception):
 
 
 class ResourceExhausted(Exception):
-    """A bound on shared resources would be exceeded; nothing was changed."""
+    """A bound on shared resources, or on the work one request may make Redis do, would be
+    exceeded; nothing was changed."""
+
+
+class TryAgain(Exception):
+    """The request cannot be answered now but will be soon (e.g. once repair has run)."""
 
 
 def invalid_argument_status(error: InvalidArgument) -> grpc.Status:
@@ -91,6 +97,8 @@ async def abort_for(error: BaseException, context: grpc.aio.ServicerContext) -> 
         await context.abort_with_status(invalid_argument_status(error))
     if isinstance(error, ResourceExhausted):
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
+    if isinstance(error, TryAgain):
+        await context.abort_with_status(unavailable_status(str(error)))
     reason = transient_redis_error(error)
     if reason is not None:
         log.warning("%s: %s", reason, error)

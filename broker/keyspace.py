@@ -8,14 +8,26 @@ Jobs
   ids:job                 STRING  last job id (INCR); Minion's enqueued_jobs
   job:<id>                HASH    task args attempts created delayed expires finished lax notes
                                   parents priority queue result retried retries started state
-                                  worker parked lease (json for args/parents/result; epoch
-                                  floats; lease = the current attempt's fencing token)
+                                  worker parked lease pnext (json for args/parents/result;
+                                  epoch floats; lease = the current attempt's fencing token;
+                                  pnext = byte position in the parents text before which no
+                                  parent blocks, where the next dependency check starts)
   notes:<id>              HASH    note key -> JSON text of its value (merged key by key)
   jobs                    ZSET    score=id  every job (list_jobs without filters)
   state:<state>           ZSET    score=id  jobs per state (counts for stats, list filter)
   queue:<queue>           ZSET    score=id  jobs per queue (list filter)
   task:<task>             ZSET    score=id  jobs per task (list filter)
   note:<key>              ZSET    score=id  jobs whose notes have that top-level key
+  sq:<state>:<queue>      ZSET    score=id  jobs per state and queue      } list_jobs answers
+  st:<state>:<task>       ZSET    score=id  jobs per state and task       } any mix of state,
+  qt:<len(q)>:<q>:<t>     ZSET    score=id  jobs per queue and task       } queue and task
+  sqt:<state>:<len(q)>:<q>:<t>  ZSET  score=id  per state, queue and task } filters from these
+                                  (the length prefix keeps queue and task apart)
+  qt_jobs                 HASH    "<len(q)>:<q>:<t>" -> number of jobs of that queue and task
+                                  (only pairs holding jobs)
+  queue_tasks:<queue>     SET     tasks with jobs in that queue
+  task_queues:<task>      SET     queues with jobs of that task
+  live_queues / live_tasks  SET   queues / tasks with at least one job
   queues / tasks / notekeys  SET  every queue, task and note key ever used (reset walks them)
   ready:<len(q)>:<q>:<t>  ZSET    score=-priority member=%020d id: runnable inactive jobs of
                                   one queue and task, so ZRANGE 0 0 is priority DESC, id ASC

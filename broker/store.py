@@ -13,10 +13,11 @@ from dataclasses import astuple, dataclass, field
 from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from broker import scripts
 from broker.cron import CronError, next_cron_time
-from broker.errors import ResourceExhausted
+from broker.errors import ResourceExhausted, TryAgain
 from broker.keyspace import NAMESPACES_KEY, Keyspace
 from broker.pipeline import Observer as ScriptObserver
 from broker.pipeline import ScriptRunner
@@ -321,7 +322,7 @@ class RepairCounts:
 
 
 # Most items one repair script call handles, so no call blocks Redis for long.
-REPAIR_BATCH = 1000
+REPAIR_BATCH = 300
 
 # End of Workers, Locks, Repair (types) ----------------------------------------------------------
 
@@ -332,6 +333,20 @@ _READS = frozenset(
     {"history", "list_jobs", "list_locks", "list_schedules", "list_workers", "stats",
      "reclaim_leases", "repair", "hold_repair_lock", "due_schedules"}
 )  # fmt: skip
+
+
+# Error replies of the scripts ({err = "<CODE> <message>"}) and what each stands for.
+SCRIPT_ERRORS: dict[str, type[Exception]] = {
+    "TOO_BROAD": ResourceExhausted,  # list_jobs: notes combined with filters matching too many
+    "EXPIRED_BACKLOG": TryAgain,  # list_jobs: more expired jobs than it subtracts; repair soon
+}
+
+
+def script_error(error: redis.exceptions.ResponseError) -> Exception:
+    """The exception a script's error reply stands for (the Redis error itself when unknown)."""
+    code, _, message = str(error).partition(" ")
+    kind = SCRIPT_ERRORS.get(code)
+    return kind(message) if kind else error
 
 
 class Store:
@@ -371,7 +386,13 @@ class Store:
     async def _run(self, name: str, namespace: str, args: Iterable[Any] = ()) -> Any:
         if namespace not in self._registered and name not in _READS:
             await self._register(namespace)
-        return await self._scripts.run(name, [self.keyspace(namespace).prefix], list(args))
+        try:
+            return await self._scripts.run(name, [self.keyspace(namespace).prefix], list(args))
+        except redis.exceptions.ResponseError as error:
+            mapped = script_error(error)
+            if mapped is error:
+                raise
+            raise mapped from None
 
     async def _register(self, namespace: str) -> None:
         """Adds the namespace to the registry before its first write, once per process, so

@@ -128,7 +128,7 @@ for _, id in ipairs(stuck) do
   local f = redis.call('HMGET', jk, 'state', 'queue', 'task', 'parked')
   if f[1] == 'inactive' then
     leave_inactive(id, f[2], f[3], f[4])
-    set_state(id, 'inactive', 'failed')
+    set_state(id, 'inactive', 'failed', f[2], f[3])
     redis.call('HSET', jk, 'state', 'failed', 'result', '"Job appears stuck in queue"')
     if release_parked(id) > 0 then woke = true end
     counts[5] = counts[5] + 1

@@ -529,3 +529,18 @@ def test_expired_jobs_are_hidden_from_every_kind_of_list(client: Client) -> None
     assert listed(before=7) == ([6], 1)
     assert listed(states=["inactive"], before=7) == ([], 0)
     assert client.stats().inactive_jobs == 1
+
+
+def test_list_jobs_notes_with_too_broad_filters_is_resource_exhausted(client: Client) -> None:
+    """Notes combined with filters that both match more than a script may examine: refused,
+    with a reason saying what to do; each filter alone, or a narrow other side, is answered."""
+    for _ in range(11):
+        client.enqueue_many([{"task": "t", "notes": {"k": 1}}] * 1000)
+    assert client.list_jobs(notes=["k"], limit=1).total == 11_000
+    with pytest.raises(JobwireError) as raised:
+        client.list_jobs(notes=["k"], queues=["default"])
+    assert raised.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "combine notes with narrower filters" in raised.value.reason
+    job = client.enqueue("rare", notes={"k": 2})
+    page = client.list_jobs(notes=["k"], tasks=["rare"], queues=["default"])
+    assert ([j.id for j in page.items], page.total) == ([job], 1)

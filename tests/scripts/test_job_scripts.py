@@ -4,7 +4,11 @@ the namespace is read back (SCAN) and every index is checked against the job has
 The invariants (``assert_consistent``), worked out from ``broker/scripts/lib/*.lua``:
 
 - each job hash is in exactly one ``state:<s>`` (its own), and in ``jobs``, ``queue:<its queue>``,
-  ``task:<its task>`` and ``note:<k>`` for exactly its note keys; nothing else is in them;
+  ``task:<its task>``, ``sq:<its state>:<its queue>``, ``st:<its state>:<its task>``,
+  ``qt:<len(q)>:<q>:<its task>``, ``sqt:<its state>:<len(q)>:<q>:<its task>`` and ``note:<k>``
+  for exactly its note keys; nothing else is in them; ``qt_jobs`` counts the jobs of each
+  (queue, task) pair that holds any, ``queue_tasks:<q>`` / ``task_queues:<t>`` name exactly
+  those pairs and ``live_queues`` / ``live_tasks`` exactly their queues and tasks;
 - an inactive job sits in at most one of: a ready set, ``delayed``, a ``parked:<p>`` set. One that
   has not expired sits in exactly one of them (in none it could never be dequeued: a LOST job).
   An expired one may be in none, because dequeue drops expired jobs from the ready sets lazily;
@@ -17,7 +21,8 @@ The invariants (``assert_consistent``), worked out from ``broker/scripts/lib/*.l
   children;
 - ``finished_at`` holds exactly the finished jobs (scored by ``finished``); ``worker_jobs:<w>``
   and ``busy_workers`` agree with the active jobs' ``worker``; ``children:<p>`` agrees with the
-  children's ``parents``; stats equal the direct counts.
+  children's ``parents``; no parent before a job's ``pnext`` (a byte position in its parents
+  JSON text) blocks it; stats equal the direct counts.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +122,7 @@ class Raw:
     zsets: dict[str, dict[str, float]] = field(default_factory=dict)  # by full suffix
     by_prefix: dict[str, dict[str, Any]] = field(default_factory=dict)  # "queue:" -> {q: value}
     ready: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    sqt: dict[tuple[str, str, str], dict[str, float]] = field(default_factory=dict)
     plain: dict[str, Any] = field(default_factory=dict)  # keys without a variable part
 
     def zset(self, name: str) -> dict[str, float]:
@@ -131,11 +138,11 @@ PLAIN = {
     "delayed", "expiring", "inactive_since", "finished_at", "parent_expiry", "busy_workers",
     "history", "workers", "workers_notified", "workers_streaming", "locks", "lock_ids",
     "lock_names", "kept_parents", "schedules", "schedule_names", "schedules_due", "repair_lock",
-    "leases", "ids:lease",
+    "leases", "ids:lease", "qt_jobs", "live_queues", "live_tasks",
 }  # fmt: skip
 FAMILIES = (
     "state:", "queue:", "task:", "note:", "readytasks:", "children:", "parked:", "worker_jobs:",
-    "worker:", "inbox:", "lock:", "schedule:",
+    "worker:", "inbox:", "lock:", "schedule:", "queue_tasks:", "task_queues:", "sq:", "st:",
 )  # fmt: skip
 
 
@@ -153,6 +160,12 @@ def classify(keys: dict[str, Any]) -> Raw:
             queue, task = rest[: int(length)], rest[int(length) + 1 :]
             assert rest[int(length)] == ":", f"malformed ready key {key}"
             raw.ready[(queue, task)] = value
+        elif key.startswith(("sqt:", "qt:")):
+            state, rest = key.split(":", 1)[1].split(":", 1) if key[0] == "s" else ("", key[3:])
+            length, rest = rest.split(":", 1)
+            queue, task = rest[: int(length)], rest[int(length) + 1 :]
+            assert rest[int(length)] == ":", f"malformed key {key}"
+            raw.sqt[(state, queue, task)] = value
         else:
             for prefix in FAMILIES:
                 if key.startswith(prefix):
@@ -201,6 +214,33 @@ async def assert_consistent(redis: aioredis.Redis, namespace: str) -> None:
         zset = raw.family("note:").get(key, {})
         assert members(zset) == {i for i, n in raw.notes.items() if key in n}, f"note:{key}"
     assert note_keys <= raw.plain.get("notekeys", set())
+
+    # sqt:<s>:<q>:<t> and the registries of (queue, task) pairs.
+    combos: dict[tuple[str, str, str], dict[str, float]] = {}
+    by_sq: dict[str, dict[str, float]] = {}
+    by_st: dict[str, dict[str, float]] = {}
+    for i, j in jobs.items():
+        for combo in ((j["state"], j["queue"], j["task"]), ("", j["queue"], j["task"])):
+            combos.setdefault(combo, {})[str(i)] = float(i)
+        by_sq.setdefault(f"{j['state']}:{j['queue']}", {})[str(i)] = float(i)
+        by_st.setdefault(f"{j['state']}:{j['task']}", {})[str(i)] = float(i)
+    assert raw.sqt == combos, "sqt:<s>:<q>:<t> / qt:<q>:<t>"
+    assert raw.family("sq:") == by_sq, "sq:<s>:<q>"
+    assert raw.family("st:") == by_st, "st:<s>:<t>"
+    pair_jobs: dict[tuple[str, str], int] = {}
+    for j in jobs.values():
+        pair_jobs[(j["queue"], j["task"])] = pair_jobs.get((j["queue"], j["task"]), 0) + 1
+    fields = {f"{len(q)}:{q}:{t}": str(n) for (q, t), n in pair_jobs.items()}
+    assert raw.plain.get("qt_jobs", {}) == fields, "qt_jobs"
+    queue_tasks: dict[str, set[str]] = {}
+    task_queues: dict[str, set[str]] = {}
+    for q, t in pair_jobs:
+        queue_tasks.setdefault(q, set()).add(t)
+        task_queues.setdefault(t, set()).add(q)
+    assert raw.family("queue_tasks:") == queue_tasks, "queue_tasks"
+    assert raw.family("task_queues:") == task_queues, "task_queues"
+    assert raw.plain.get("live_queues", set()) == set(queue_tasks), "live_queues"
+    assert raw.plain.get("live_tasks", set()) == set(task_queues), "live_tasks"
 
     # Ready sets and readytasks.
     ready_of: dict[int, tuple[str, str]] = {}
@@ -321,6 +361,22 @@ async def assert_consistent(redis: aioredis.Redis, namespace: str) -> None:
         else:  # a removed parent's set is deleted; its children keep listing it
             assert stored.get(pid, set()) <= children_of.get(pid, set()), f"children:{pid}"
 
+    # pnext: every parent before it does not block (its walk found so, and only retrying or
+    # creating a parent could change that, which resets the position).
+    for i, job in jobs.items():
+        if "pnext" not in job:
+            continue
+        for match in re.finditer(r"-?\d+", job["parents"]):
+            if match.start() + 1 >= int(job["pnext"]):
+                break
+            p = jobs.get(int(match.group()))
+            if p is None or p["state"] == "finished":
+                continue
+            blocks = p["state"] == "active" or (p["state"] == "failed" and job["lax"] == "0")
+            if p["state"] == "inactive":
+                blocks = "expires" not in p or float(p["expires"]) > t0
+            assert not blocks, f"job {i} walked past parent {match.group()}, which blocks it"
+
     # Stats against direct counts (Redis' clock inside stats lies between t0 and t1).
     def between(name: str, hidden: Callable[[dict[str, str], float], bool]) -> None:
         low = sum(1 for j in inactive.values() if not hidden(j, t0))
@@ -409,6 +465,8 @@ async def test_enqueue_defaults(store, redis, ks, namespace, check):
     assert set(await read_keyspace(redis, ks)) == {
         "ids:job", "job:1", "jobs", "state:inactive", "queue:default", "task:add", "queues",
         "tasks", "inactive_since", "ready:7:default:add", "readytasks:default",
+        "sqt:inactive:7:default:add", "qt_jobs", "queue_tasks:default", "task_queues:add",
+        "live_queues", "live_tasks", "sq:inactive:default", "st:inactive:add", "qt:7:default:add",
     }  # fmt: skip
 
 
@@ -1306,3 +1364,254 @@ async def test_dequeue_with_many_tasks_looks_only_at_ready_ones(store, redis, na
 async def zrange_calls(redis: aioredis.Redis) -> int:
     stats = await redis.info("commandstats")
     return int(stats.get("cmdstat_zrange", {}).get("calls", 0))
+
+
+# Parent walks (pnext) ----------------------------------------------------------------------------
+
+
+async def test_child_with_many_parents_examines_each_parent_once(
+    store, redis, ks, namespace, check
+):
+    """Each release resumes the walk where it stopped: the position only moves forward."""
+    parents = await store.enqueue(namespace, [JobSpec("p", queue="pq")] * 30)
+    child = await enqueue(store, namespace, parents=parents)
+    text_parents = (await job_hash(redis, ks, child))["parents"]
+    positions = []
+    for i, parent in enumerate(parents):
+        assert await dequeue_id(store, namespace) is None  # parked on the next parent
+        h = await job_hash(redis, ks, child)
+        assert h["parked"] == str(parent)
+        positions.append(int(h.get("pnext", 1)))
+        assert text_parents[positions[-1] - 1 :].startswith(str(parent))
+        job = await dequeue(store, namespace, queues=["pq"], job_id=parent)
+        assert job is not None and await finish(store, namespace, job)
+        if i % 10 == 0:
+            await check()
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    assert await dequeue_id(store, namespace) == child
+    await check()
+
+
+@pytest.mark.parametrize("how", ["finished", "failed_lax", "expired"])
+async def test_parent_retried_into_blocking_blocks_again(store, namespace, check, how):
+    """Minion looks at every parent on every dequeue: a parent the walk passed because it did not
+    block blocks again once retried."""
+    expire = 0.05 if how == "expired" else None
+    first = await enqueue(store, namespace, "p", queue="pq", expire=expire)
+    if how != "expired":
+        job = await dequeue(store, namespace, queues=["pq"])
+        assert job is not None
+        assert await (finish if how == "finished" else fail)(store, namespace, job)
+    else:
+        await asyncio.sleep(0.1)
+    second = await enqueue(store, namespace, "p", queue="pq")
+    child = await enqueue(store, namespace, parents=[first, second], lax=how == "failed_lax")
+    assert await dequeue_id(store, namespace) is None  # walked past `first`, parked on `second`
+    await check()
+    options = RetryOptions(expire=60) if how == "expired" else RetryOptions()
+    assert await store.retry_job(namespace, first, 0, options)
+    await check()
+    job = await dequeue(store, namespace, queues=["pq"], job_id=second)
+    assert job is not None and await finish(store, namespace, job)
+    assert await dequeue_id(store, namespace) is None  # `first` is inactive again: blocks
+    await check()
+    job = await dequeue(store, namespace, queues=["pq"], job_id=first)
+    assert job is not None and await finish(store, namespace, job)
+    assert await dequeue_id(store, namespace) == child
+    await check()
+
+
+async def test_parent_created_after_its_child_blocks_it(store, namespace, check):
+    """A missing parent does not block, but once a job with that id exists it does."""
+    blocker = await enqueue(store, namespace, "p", queue="pq")  # 1
+    future = blocker + 2
+    child = await enqueue(store, namespace, parents=[future, blocker])  # 2
+    assert await dequeue_id(store, namespace) is None  # past the missing parent, parked on 1
+    assert await enqueue(store, namespace, "p", queue="pq") == future
+    await check()
+    job = await dequeue(store, namespace, queues=["pq"], job_id=blocker)
+    assert job is not None and await finish(store, namespace, job)
+    assert await dequeue_id(store, namespace) is None  # the new parent blocks
+    job = await dequeue(store, namespace, queues=["pq"], job_id=future)
+    assert job is not None and await finish(store, namespace, job)
+    assert await dequeue_id(store, namespace) == child
+    await check()
+
+
+async def test_new_parents_on_retry_start_the_walk_over(store, redis, ks, namespace, check):
+    done = await enqueue(store, namespace, "p", queue="pq")
+    job = await dequeue(store, namespace, queues=["pq"])
+    assert job is not None and await finish(store, namespace, job)
+    child = await enqueue(store, namespace, parents=[done])
+    cjob = await dequeue(store, namespace)
+    assert cjob is not None and cjob.id == child
+    assert "pnext" in await job_hash(redis, ks, child)
+    blocker = await enqueue(store, namespace, "p", queue="pq")
+    assert await store.retry_job(namespace, child, 0, RetryOptions(parents=[blocker, done]))
+    assert "pnext" not in await job_hash(redis, ks, child)
+    assert await dequeue_id(store, namespace) is None
+    await check()
+
+
+# list_jobs against a model -----------------------------------------------------------------------
+
+
+Model = list[tuple[int, str, str, str, set[str]]]
+
+
+async def fill_for_model(store: Store, ns: str, n: int, seed: int) -> list[str]:
+    """n random jobs in every state, queue, task and note mix, some expired (hidden); the
+    queues used."""
+    import random
+
+    rng = random.Random(seed)
+    queues, tasks, notes = ["q1", "q2", "a:b", "default"], ["t1", "t2", "x:y"], ["n1", "n2", "n3"]
+    specs = [
+        JobSpec(
+            rng.choice(tasks),
+            queue=rng.choice(queues),
+            notes={k: "1" for k in notes if rng.random() < 0.3},
+            expire=0.05 if rng.random() < 0.15 else None,
+            priority=rng.randint(0, 3),
+        )
+        for _ in range(n)
+    ]
+    for i in range(0, n, 1000):
+        await store.enqueue(ns, specs[i : i + 1000])
+    taken, _, _ = await store.dequeue(ns, 1, count=n * 4 // 10, queues=queues)
+    done = [Completion(j.id, j.retries, k % 3 == 1, '"boom"') for k, j in enumerate(taken)]
+    await store.complete_jobs(ns, [c for k, c in enumerate(done) if k % 3 != 2])
+    for job in taken[:12]:  # some retried into another queue
+        assert await store.retry_job(ns, job.id, job.retries, RetryOptions(queue="q2"))
+    await asyncio.sleep(0.1)  # the expiring inactive jobs expire
+    return queues
+
+
+async def read_model(redis: aioredis.Redis, ks: Keyspace, n: int) -> Model:
+    """(id, state, queue, task, note keys) of every visible job, id descending."""
+    now = await redis_now(redis)
+    model = []
+    for job_id in range(1, n + 1):
+        h = await job_hash(redis, ks, job_id)
+        note_keys = {text(k) for k in await redis.hkeys(ks.key(f"notes:{job_id}"))}
+        hidden = h["state"] == "inactive" and "expires" in h and float(h["expires"]) <= now
+        if not hidden:
+            model.append((job_id, h["state"], h["queue"], h["task"], note_keys))
+    model.sort(reverse=True)
+    assert len(model) < n  # some are hidden
+    return model
+
+
+def model_page(model: Model, offset: int, limit: int, f: dict[str, Any]) -> tuple[list[int], int]:
+    expected = [
+        i
+        for i, state, queue, task, keys in model
+        if (not f.get("states") or state in f["states"])
+        and (not f.get("queues") or queue in f["queues"])
+        and (not f.get("tasks") or task in f["tasks"])
+        and (not f.get("notes") or keys & set(f["notes"]))
+        and ("before" not in f or i < f["before"])
+    ]
+    page = expected[offset : offset + limit]
+    return page, len(expected) if page else 0
+
+
+def random_filters(rng: Any, queues: list[str]) -> dict[str, Any]:
+    def pick(values: list[str]) -> list[str]:
+        return rng.sample(values, rng.randint(0, len(values))) if rng.random() < 0.6 else []
+
+    f: dict[str, Any] = {
+        "states": pick(list(STATES)), "queues": pick(queues + ["none"]),
+        "tasks": pick(["t1", "t2", "x:y"]),
+        "notes": pick(["n1", "n2", "n3"]) if rng.random() < 0.4 else [],
+    }  # fmt: skip
+    if rng.random() < 0.2:
+        f["before"] = rng.randint(1, 170)
+    return f
+
+
+async def test_list_jobs_matches_a_model_for_every_filter_mix(store, redis, ks, namespace, check):
+    """Many requests compared with the answer computed from the job hashes: same ids, order and
+    total, whatever the filters, offset and limit."""
+    import random
+
+    queues = await fill_for_model(store, namespace, 160, seed=7)
+    await check()
+    model = await read_model(redis, ks, 160)
+    rng = random.Random(7)
+    for _ in range(250):
+        f = random_filters(rng, queues)
+        offset, limit = rng.choice([0, 0, 1, 5, 30, 100, 200]), rng.choice([1, 3, 10, 100])
+        want = model_page(model, offset, limit, f)
+        assert await list_ids(store, namespace, offset, limit, **f) == want, (offset, limit, f)
+    # Repeated filter values count once.
+    assert await list_ids(store, namespace, 0, 1000, states=["failed", "failed"]) == (
+        await list_ids(store, namespace, 0, 1000, states=["failed"])
+    )
+
+
+async def test_list_jobs_deep_pages_match_the_model(store, redis, ks, namespace):
+    """Enough jobs that the id search runs several rounds before it reads a window."""
+    import random
+
+    n = 6000
+    queues = await fill_for_model(store, namespace, n, seed=11)
+    model = await read_model(redis, ks, n)
+    rng = random.Random(11)
+    for _ in range(40):
+        f = {k: v for k, v in random_filters(rng, queues).items() if k != "notes"}
+        if "before" in f:
+            f["before"] = rng.randint(1, n + 10)
+        offset, limit = rng.randint(0, n), rng.choice([1, 10, 100, 1000])
+        want = model_page(model, offset, limit, f)
+        assert await list_ids(store, namespace, offset, limit, **f) == want, (offset, limit, f)
+    for offset in (0, 999, 2500, len(model) - 1, len(model)):
+        assert await list_ids(store, namespace, offset, 1000) == model_page(model, offset, 1000, {})
+
+
+async def test_list_jobs_notes_with_broad_filters_is_refused(store, namespace, check):
+    from broker.errors import ResourceExhausted
+
+    await store.enqueue(namespace, [JobSpec("t", notes={"k": "1"})] * 10_001)
+    # Either side alone is exact through its index.
+    assert (await list_ids(store, namespace, 0, 1, notes=["k"]))[1] == 10_001
+    assert (await list_ids(store, namespace, 0, 1, states=["inactive"]))[1] == 10_001
+    with pytest.raises(ResourceExhausted, match="filters too broad"):
+        await list_ids(store, namespace, notes=["k"], states=["inactive"])
+    # One narrow side is enough.
+    job = await enqueue(store, namespace, "t", notes={"k": "1"})
+    assert await list_ids(store, namespace, notes=["k"], states=["active"]) == ([], 0)
+    assert await list_ids(store, namespace, 0, 1, notes=["k"], ids=[job]) == ([job], 1)
+    await enqueue(store, namespace, "rare", notes={"k": "2"})
+    assert (await list_ids(store, namespace, notes=["k"], tasks=["rare"]))[1] == 1
+
+
+async def test_list_jobs_waits_for_repair_when_too_many_jobs_expired(store, namespace):
+    from broker.errors import TryAgain
+
+    await store.enqueue(namespace, [JobSpec("t", expire=0.01)] * 10_001)
+    await asyncio.sleep(0.05)
+    with pytest.raises(TryAgain, match="expired"):
+        await list_ids(store, namespace)
+    assert await list_ids(store, namespace, states=["active"]) == ([], 0)  # no inactive: fine
+    await store.repair(namespace, missing_after=1800, remove_after=172800, stuck_after=172800)
+    assert await list_ids(store, namespace) == ([], 0)
+
+
+async def test_list_jobs_filters_that_name_every_value_in_use(store, namespace, check):
+    """A filter naming every queue (task, state) in use, or every one of the other filter's
+    pairs, filters nothing more; two filters that imply each other still filter."""
+    await store.enqueue(
+        namespace,
+        [JobSpec("a", queue="q1"), JobSpec("b", queue="q2"), JobSpec("b", queue="q3")],
+    )
+    assert await list_ids(store, namespace, queues=["q1"], tasks=["a"]) == ([1], 1)
+    assert await list_ids(store, namespace, queues=["q1", "q2", "q3", "x"]) == ([3, 2, 1], 3)
+    assert await list_ids(store, namespace, queues=["q2", "q3"], tasks=["b", "a"]) == ([3, 2], 2)
+    assert await list_ids(store, namespace, queues=["q2"], tasks=["b"]) == ([2], 1)
+    assert await list_ids(store, namespace, tasks=["a", "b"], states=list(STATES)) == (
+        [3, 2, 1], 3
+    )  # fmt: skip
+    both: dict[str, Any] = {"queues": ["q1", "q2"], "tasks": ["b"], "states": ["inactive"]}
+    assert await list_ids(store, namespace, **both) == ([2], 1)
+    await check()

@@ -44,14 +44,21 @@ end
 
 -- The best runnable job (priority DESC, id ASC) among the ready sets, or nil. Expired jobs leave
 -- the ready sets; jobs blocked by a parent are parked on it until it changes state, so nothing is
--- ever re-pushed and every step here is progress.
+-- ever re-pushed and every step here is progress. Each key entry caches its set's head (k.head)
+-- for the rest of the script: only the set a job was taken from changes between picks, so
+-- picking `count` jobs reads each head once plus once per pick rather than every head per pick.
+-- A head cached by another worker's key list that was taken meanwhile fails the state check
+-- below and is read again.
 local function pick(keys, min_priority, now)
   for _ = 1, 10000 do
     local best, best_prio, best_key
     for _, k in ipairs(keys) do
-      local head = redis.call('ZRANGE', k[1], 0, 0, 'WITHSCORES')
-      if head[1] then
-        local id, prio = tonumber(head[1]), -tonumber(head[2])
+      if k.head == nil then
+        local head = redis.call('ZRANGE', k[1], 0, 0, 'WITHSCORES')
+        k.head = head[1] and {tonumber(head[1]), -tonumber(head[2])} or false
+      end
+      if k.head then
+        local id, prio = k.head[1], k.head[2]
         if not best or prio > best_prio or (prio == best_prio and id < best) then
           best, best_prio, best_key = id, prio, k
         end
@@ -59,13 +66,14 @@ local function pick(keys, min_priority, now)
     end
     if not best then return nil end
     if min_priority and best_prio < min_priority then return nil end
+    best_key.head = nil  -- taken, dropped or parked below: read the head again next time
     local id = istr(best)
-    local f = redis.call('HMGET', job_key(id), 'state', 'expires', 'parents', 'lax')
+    local f = redis.call('HMGET', job_key(id), 'state', 'expires', 'parents', 'lax', 'pnext')
     local expires = tonumber(f[2])
     if f[1] ~= 'inactive' or (expires and expires <= now) then
       unready(id, best_key[2], best_key[3])
     else
-      local blocker, blocker_expires = blocking_parent(f[3], f[4] == '1', now)
+      local blocker, blocker_expires = blocking_parent(id, f[3], f[4] == '1', now, f[5])
       if not blocker then return id end
       unready(id, best_key[2], best_key[3])
       redis.call('SADD', P .. 'parked:' .. blocker, id)
@@ -79,7 +87,7 @@ end
 -- Whether one named job may be dequeued now with these filters (dequeue's id option).
 local function eligible(id, queues, tasks, min_priority, now)
   local f = redis.call('HMGET', job_key(id), 'state', 'delayed', 'expires', 'queue', 'task',
-    'priority', 'parents', 'lax')
+    'priority', 'parents', 'lax', 'pnext')
   if f[1] ~= 'inactive' or tonumber(f[2]) > now then return false end
   local expires = tonumber(f[3])
   if expires and expires <= now then return false end
@@ -92,7 +100,7 @@ local function eligible(id, queues, tasks, min_priority, now)
     for _, t in ipairs(tasks) do if t == f[5] then found = true end end
     if not found then return false end
   end
-  return blocking_parent(f[7], f[8] == '1', now) == nil
+  return blocking_parent(id, f[7], f[8] == '1', now, f[9]) == nil
 end
 
 -- How long a lease of this worker's jobs lasts without a heartbeat: its own lease_duration
@@ -134,7 +142,7 @@ local function activate(id, worker, now, expires)
   redis.call('HSET', jk, 'state', 'active', 'started', tstr(now), 'worker', worker,
     'lease', istr(lease))
   redis.call('ZADD', P .. 'leases', expires, id)
-  set_state(id, 'inactive', 'active')
+  set_state(id, 'inactive', 'active', f[1], f[2])
   redis.call('SADD', P .. 'worker_jobs:' .. worker, id)
   redis.call('HINCRBY', P .. 'busy_workers', worker, 1)
   return {id, f[2], f[4], f[5], f[1], f[6], f[7], f[8], redis.call('HGETALL', notes_key(id)),

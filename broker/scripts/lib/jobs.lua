@@ -14,9 +14,45 @@ local function unready(id, queue, task)
   end
 end
 
-local function set_state(id, from, to)
+-- Moves a job between the indexes that carry its state (state, sq, st, sqt).
+local function set_state(id, from, to, queue, task)
+  local nid = tonumber(id)
   redis.call('ZREM', P .. 'state:' .. from, id)
-  redis.call('ZADD', P .. 'state:' .. to, tonumber(id), id)
+  redis.call('ZADD', P .. 'state:' .. to, nid, id)
+  redis.call('ZREM', sq_key(from, queue), id)
+  redis.call('ZADD', sq_key(to, queue), nid, id)
+  redis.call('ZREM', st_key(from, task), id)
+  redis.call('ZADD', st_key(to, task), nid, id)
+  redis.call('ZREM', sqt_key(from, queue, task), id)
+  redis.call('ZADD', sqt_key(to, queue, task), nid, id)
+end
+
+-- Counts a job into its (queue, task) pair; a pair's first job registers it in queue_tasks and
+-- task_queues (and its queue and task in live_queues and live_tasks), so list_jobs enumerates
+-- only the combinations that hold jobs. Only a pair's first and last job cost more than one call.
+local function pair_add(queue, task)
+  local field = #queue .. ':' .. queue .. ':' .. task
+  if redis.call('HINCRBY', P .. 'qt_jobs', field, 1) == 1 then
+    redis.call('SADD', P .. 'queue_tasks:' .. queue, task)
+    redis.call('SADD', P .. 'task_queues:' .. task, queue)
+    redis.call('SADD', P .. 'live_queues', queue)
+    redis.call('SADD', P .. 'live_tasks', task)
+  end
+end
+
+local function pair_remove(queue, task)
+  local field = #queue .. ':' .. queue .. ':' .. task
+  if redis.call('HINCRBY', P .. 'qt_jobs', field, -1) <= 0 then
+    redis.call('HDEL', P .. 'qt_jobs', field)
+    redis.call('SREM', P .. 'queue_tasks:' .. queue, task)
+    redis.call('SREM', P .. 'task_queues:' .. task, queue)
+    if redis.call('EXISTS', P .. 'queue_tasks:' .. queue) == 0 then
+      redis.call('SREM', P .. 'live_queues', queue)
+    end
+    if redis.call('EXISTS', P .. 'task_queues:' .. task) == 0 then
+      redis.call('SREM', P .. 'live_tasks', task)
+    end
+  end
 end
 
 -- Puts an inactive job where dequeue finds it; true when it is runnable now (not delayed).
@@ -82,21 +118,48 @@ local function release_parked(pid)
   return n
 end
 
--- Minion's dependency rule: the first parent that blocks, and its expiry when it may expire.
--- Finished, missing and expired inactive parents never block; failed ones block unless lax.
-local function blocking_parent(parents_json, lax, now)
+-- Minion's dependency rule: the first parent of job `id` that blocks, and its expiry when it may
+-- expire. Finished, missing and expired inactive parents never block; failed ones block unless
+-- lax. The walk starts at the job's `pnext`, a byte position in its parents JSON text before
+-- which no parent blocks, and records where it stopped: a parent that stops blocking can only
+-- block again by being retried or created, and both reset its children's `pnext`
+-- (reset_parent_cursors). So a job with P parents examines each about once over all its picks
+-- and releases, instead of walking the whole list every time.
+local function blocking_parent(id, parents_json, lax, now, pnext)
   if parents_json == nil or parents_json == '[]' then return nil end
-  for _, p in ipairs(cjson.decode(parents_json)) do
-    local pid = istr(p)
+  local start = tonumber(pnext) or 1
+  local pos = start
+  local blocker, blocker_expires
+  while true do
+    local s, e, pid = string.find(parents_json, '(%-?%d+)', pos)
+    if not s then
+      pos = #parents_json + 1
+      break
+    end
     local f = redis.call('HMGET', job_key(pid), 'state', 'expires')
     local state = f[1]
-    if state == 'active' or (state == 'failed' and not lax) then return pid end
-    if state == 'inactive' then
-      local e = tonumber(f[2])
-      if not e or e > now then return pid, e end
+    if state == 'active' or (state == 'failed' and not lax) then
+      blocker = pid
+    elseif state == 'inactive' then
+      local x = tonumber(f[2])
+      if not x or x > now then blocker, blocker_expires = pid, x end
     end
+    if blocker then
+      pos = s
+      break
+    end
+    pos = e + 1
   end
-  return nil
+  if pos ~= start then redis.call('HSET', job_key(id), 'pnext', pos) end
+  return blocker, blocker_expires
+end
+
+-- Job `id` may block its children again (retried from a state that blocks none, or created
+-- under an id children already name): their walks start over at their first parent.
+local function reset_parent_cursors(id)
+  for _, cid in ipairs(redis.call('SMEMBERS', P .. 'children:' .. id)) do
+    redis.call('HDEL', job_key(cid), 'pnext')
+  end
 end
 
 local function publish_wake(queue)
@@ -116,12 +179,19 @@ local function history_add(kind, now)
 end
 
 -- Minion's retry_job: no state guard; options absent from o keep the job's values.
--- o = {attempts, delay, expire, lax, parents (json text), priority, queue}.
+-- o = {attempts, delay, expire, lax, parents (json text), priority, queue, auto (complete_job's
+-- automatic retry)}.
 local function retry_core(id, o, now)
   local jk = job_key(id)
   local f = redis.call('HMGET', jk, 'state', 'queue', 'task', 'priority', 'parked', 'worker',
     'attempts', 'expires', 'lax', 'parents', 'retries')
   local state, queue, task, priority = f[1], f[2], f[3], f[4]
+  -- Finished, failed (for lax children) and expired jobs block nobody; inactive again, they do.
+  -- An automatic retry follows an active attempt, which blocked every child throughout.
+  local expired = state == 'inactive' and tonumber(f[8]) and tonumber(f[8]) <= now
+  if not o.auto and (state == 'finished' or state == 'failed' or expired) then
+    reset_parent_cursors(id)
+  end
   if state == 'inactive' then
     leave_inactive(id, queue, task, f[5])
   elseif state == 'active' then
@@ -129,19 +199,28 @@ local function retry_core(id, o, now)
   elseif state == 'finished' then
     redis.call('ZREM', P .. 'finished_at', id)
   end
-  if state ~= 'inactive' then set_state(id, state, 'inactive') end
+  if state ~= 'inactive' then set_state(id, state, 'inactive', queue, task) end
 
   local new_queue = o.queue or queue
   if new_queue ~= queue then
     redis.call('ZREM', P .. 'queue:' .. queue, id)
     redis.call('ZADD', P .. 'queue:' .. new_queue, tonumber(id), id)
     redis.call('SADD', P .. 'queues', new_queue)
+    redis.call('ZREM', sqt_key('inactive', queue, task), id)
+    redis.call('ZADD', sqt_key('inactive', new_queue, task), tonumber(id), id)
+    redis.call('ZREM', sq_key('inactive', queue), id)
+    redis.call('ZADD', sq_key('inactive', new_queue), tonumber(id), id)
+    redis.call('ZREM', qt_key(queue, task), id)
+    redis.call('ZADD', qt_key(new_queue, task), tonumber(id), id)
+    pair_remove(queue, task)
+    pair_add(new_queue, task)
   end
   local parents = f[10]
   if o.parents and o.parents ~= parents then
     for _, p in ipairs(cjson.decode(parents)) do redis.call('SREM', P .. 'children:' .. istr(p), id) end
     for _, p in ipairs(cjson.decode(o.parents)) do redis.call('SADD', P .. 'children:' .. istr(p), id) end
     parents = o.parents
+    redis.call('HDEL', jk, 'pnext')
   end
   local new_priority = o.priority or tonumber(priority)
   local delayed = now + (o.delay or 0)
@@ -165,19 +244,20 @@ end
 -- the lease of the attempt when one is given ('' or nil: any).
 local function complete_job(id, retries, failed, result, now, lease)
   local jk = job_key(id)
-  local f = redis.call('HMGET', jk, 'state', 'retries', 'worker', 'attempts', 'lease')
+  local f = redis.call('HMGET', jk, 'state', 'retries', 'worker', 'attempts', 'lease', 'queue',
+    'task')
   if f[1] ~= 'active' or tonumber(f[2]) ~= tonumber(retries) then return false end
   if lease and lease ~= '' and f[5] ~= lease then return false end
   local to = failed and 'failed' or 'finished'
   redis.call('HSET', jk, 'state', to, 'finished', tstr(now), 'result', result)
-  set_state(id, 'active', to)
+  set_state(id, 'active', to, f[6], f[7])
   release_worker(id, f[3])
   local released = release_parked(id)
   if failed then
     local attempts = tonumber(f[4])
     if attempts > 1 then
       local r = tonumber(f[2])
-      retry_core(id, {attempts = attempts - 1, delay = r * r * r * r + 15}, now)
+      retry_core(id, {attempts = attempts - 1, delay = r * r * r * r + 15, auto = true}, now)
     else
       history_add('failed', now)
     end
@@ -197,7 +277,7 @@ local function hand_back(id, worker, now)
     'delayed', 'expires')
   if f[1] ~= 'active' or f[2] ~= worker then return false end
   release_worker(id, worker)
-  set_state(id, 'active', 'inactive')
+  set_state(id, 'active', 'inactive', f[3], f[4])
   redis.call('HSET', job_key(id), 'state', 'inactive')
   place_inactive(id, f[3], f[4], f[5], tonumber(f[6]), tonumber(f[7]), now)
   release_parked(id)  -- children parked on it while active may now run (e.g. when it expires)
@@ -217,6 +297,11 @@ local function delete_job(id)
   redis.call('ZREM', P .. 'state:' .. state, id)
   redis.call('ZREM', P .. 'queue:' .. f[2], id)
   redis.call('ZREM', P .. 'task:' .. f[3], id)
+  redis.call('ZREM', sqt_key(state, f[2], f[3]), id)
+  redis.call('ZREM', sq_key(state, f[2]), id)
+  redis.call('ZREM', st_key(state, f[3]), id)
+  redis.call('ZREM', qt_key(f[2], f[3]), id)
+  pair_remove(f[2], f[3])
   for _, key in ipairs(redis.call('HKEYS', notes_key(id))) do
     redis.call('ZREM', P .. 'note:' .. key, id)
   end
@@ -254,6 +339,11 @@ local function create_job(spec, now, id)
   redis.call('ZADD', P .. 'state:inactive', nid, id)
   redis.call('ZADD', P .. 'queue:' .. spec.queue, nid, id)
   redis.call('ZADD', P .. 'task:' .. spec.task, nid, id)
+  redis.call('ZADD', sqt_key('inactive', spec.queue, spec.task), nid, id)
+  redis.call('ZADD', sq_key('inactive', spec.queue), nid, id)
+  redis.call('ZADD', st_key('inactive', spec.task), nid, id)
+  redis.call('ZADD', qt_key(spec.queue, spec.task), nid, id)
+  pair_add(spec.queue, spec.task)
   sadd_once(P .. 'queues', spec.queue)
   sadd_once(P .. 'tasks', spec.task)
   if spec.notes and next(spec.notes) then
@@ -263,6 +353,8 @@ local function create_job(spec, now, id)
       sadd_once(P .. 'notekeys', key)
     end
   end
+  -- Children that named this id before it existed found it missing, which no longer holds.
+  if redis.call('EXISTS', P .. 'children:' .. id) == 1 then reset_parent_cursors(id) end
   if spec.parents ~= '[]' then
     for _, p in ipairs(cjson.decode(spec.parents)) do
       redis.call('SADD', P .. 'children:' .. istr(p), id)

@@ -26,6 +26,16 @@ local function ready_key(queue, task)
   return P .. 'ready:' .. #queue .. ':' .. queue .. ':' .. task
 end
 
+-- Jobs of one state and queue, one state and task, one queue and task, and one state, queue and
+-- task, scored by id: list_jobs answers any mix of those filters from these. The length prefix
+-- keeps queue and task apart as in ready_key.
+local function sq_key(state, queue) return P .. 'sq:' .. state .. ':' .. queue end
+local function st_key(state, task) return P .. 'st:' .. state .. ':' .. task end
+local function qt_key(queue, task) return P .. 'qt:' .. #queue .. ':' .. queue .. ':' .. task end
+local function sqt_key(state, queue, task)
+  return P .. 'sqt:' .. state .. ':' .. #queue .. ':' .. queue .. ':' .. task
+end
+
 -- SADD that runs once per key and member within one script call (batches repeat the same
 -- queue and task names); srem_seen must run wherever the member may leave the set.
 local sadded = {}

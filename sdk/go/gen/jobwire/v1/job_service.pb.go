@@ -1515,6 +1515,11 @@ func (x *GetJobResponse) GetJob() *Job {
 }
 
 // ListJobsRequest filters and pages jobs; filters are ANDed, each list means "any of".
+// Any mix of states, queues, tasks, before, offset and limit is answered from indexes. `notes`
+// alone (one key) is too; several keys, or keys combined with other filters, are checked job by
+// job on the smaller side, and when both sides match more than 10,000 jobs the call fails with
+// RESOURCE_EXHAUSTED ("filters too broad: combine notes with narrower filters"): narrow the
+// other filters or add `ids`. UNAVAILABLE when more than 10,000 expired jobs await repair.
 type ListJobsRequest struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache

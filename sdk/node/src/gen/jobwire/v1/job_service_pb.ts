@@ -779,6 +779,11 @@ export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
 
 /**
  * ListJobsRequest filters and pages jobs; filters are ANDed, each list means "any of".
+ * Any mix of states, queues, tasks, before, offset and limit is answered from indexes. `notes`
+ * alone (one key) is too; several keys, or keys combined with other filters, are checked job by
+ * job on the smaller side, and when both sides match more than 10,000 jobs the call fails with
+ * RESOURCE_EXHAUSTED ("filters too broad: combine notes with narrower filters"): narrow the
+ * other filters or add `ids`. UNAVAILABLE when more than 10,000 expired jobs await repair.
  *
  * @generated from message jobwire.v1.ListJobsRequest
  */
