@@ -33,6 +33,8 @@ JOB_STATES = ("inactive", "active", "finished", "failed")
 RPC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 SCRIPT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1)
 REPAIR_KINDS = tuple(RepairCounts.__dataclass_fields__)
+JOB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+               60, 300, 900, 3600)  # fmt: skip
 
 
 class Metrics:
@@ -96,6 +98,16 @@ class Metrics:
             "jobwire_schedules_fired", "Jobs this replica enqueued for due schedules.",
             ["namespace"], registry=r,
         )  # fmt: skip
+        self.waited = Histogram(
+            "jobwire_job_wait_seconds",
+            "Time from when a job could run (enqueued, or its delay over) until a worker got it.",
+            ["namespace", "queue"], buckets=JOB_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.ran = Histogram(
+            "jobwire_job_run_seconds",
+            "Time from when a worker got a job until its finish or fail reached the broker.",
+            ["namespace"], buckets=JOB_BUCKETS, registry=r,
+        )  # fmt: skip
         self._script_children: dict[str, Any] = {}  # labels() once per script name
         self._stats: dict[str, dict[str, int | float]] = {}
         self._redis_up = 0
@@ -135,6 +147,12 @@ class Metrics:
         self._stats_read = asyncio.get_running_loop().time()
 
     # --- hooks ----------------------------------------------------------------------------
+
+    def job_started(self, namespace: str, queue: str, waited: float) -> None:
+        self.waited.labels(namespace, queue).observe(waited)
+
+    def job_ended(self, namespace: str, ran: float) -> None:
+        self.ran.labels(namespace).observe(ran)
 
     def script_called(self, name: str, started_ns: int, error: BaseException | None) -> None:
         """ScriptRunner observer: one script call ended."""

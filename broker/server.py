@@ -164,6 +164,8 @@ class Broker:
             if hooks is not None:
                 interceptors.append(hooks.interceptor)
                 store.observe_scripts(hooks.script_called)
+        if self.metrics is not None:
+            store.observe_jobs(self.metrics)
         if self.authorizer is not None:
             interceptors.append(AuthInterceptor(self.authorizer))
 

@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -89,6 +89,15 @@ class Dequeued:
     notes: dict[str, str]
     lease: int = 0  # fencing token of this attempt
     trace: str = ""  # W3C traceparent of the enqueue, "" for none
+    delayed: float = 0.0  # when the job became runnable (enqueued, or its delay passed)
+
+
+class JobTimings(Protocol):
+    """Told how long jobs waited and ran (metrics); called on the broker's event loop."""
+
+    def job_started(self, namespace: str, queue: str, waited: float) -> None: ...
+
+    def job_ended(self, namespace: str, ran: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,7 @@ def _dequeued(row: Sequence[Any]) -> Dequeued:
         notes=_pairs(row[8]),
         lease=int(row[9]),
         trace=_text(row[10]),
+        delayed=float(row[11]),
     )
 
 
@@ -372,6 +382,16 @@ class Store:
         self._scripts = ScriptRunner(client, scripts.source)
         self._keyspaces: dict[str, Keyspace] = {}
         self._registered: set[str] = set()
+        self._timings: list[JobTimings] = []
+
+    def observe_jobs(self, timings: JobTimings) -> None:
+        """Tells `timings` how long each job waited before it started and how long it ran."""
+        self._timings.append(timings)
+
+    def _started(self, namespace: str, now: float, jobs: Iterable[Dequeued]) -> None:
+        for timings in self._timings:
+            for job in jobs:
+                timings.job_started(namespace, job.queue, max(now - job.delayed, 0.0))
 
     def observe_scripts(self, observer: ScriptObserver) -> None:
         """Calls `observer` after every script call (metrics, tracing)."""
@@ -453,7 +473,9 @@ class Store:
         )
         now = float(out[0])
         next_due = float(out[1]) if out[1] else None
-        return [_dequeued(row) for row in out[2:]], now, next_due
+        jobs = [_dequeued(row) for row in out[2:]]
+        self._started(namespace, now, jobs)
+        return jobs, now, next_due
 
     async def complete_jobs(self, namespace: str, completions: Sequence[Completion]) -> list[bool]:
         """Finishes or fails jobs; whether each applied."""
@@ -461,7 +483,14 @@ class Store:
         for c in completions:
             lease = "" if c.lease is None else c.lease
             args += [c.id, c.retries, "failed" if c.failed else "finished", c.result, lease]
-        return [bool(x) for x in await self._run("complete_jobs", namespace, args)]
+        out = await self._run("complete_jobs", namespace, args)
+        now = float(out[0])
+        started = [float(x) for x in out[1:]]
+        for timings in self._timings:
+            for t in started:
+                if t:
+                    timings.job_ended(namespace, now - t)
+        return [t != 0 for t in started]
 
     async def retry_job(
         self,
@@ -580,7 +609,10 @@ class Store:
         subs = dumps([s.to_dict() for s in subscriptions])
         out = await self._run("dispatch_jobs", namespace, [subs, budget, repr(self.lease_duration)])
         jobs = [None if rows is None else [_dequeued(row) for row in rows] for rows in out[2:]]
-        return jobs, float(out[0]), float(out[1]) if out[1] else None
+        now = float(out[0])
+        for taken in jobs:
+            self._started(namespace, now, taken or ())
+        return jobs, now, float(out[1]) if out[1] else None
 
     async def undeliver_jobs(
         self, namespace: str, worker_id: int, epoch: int | None, jobs: Sequence[Dequeued]

@@ -5,11 +5,12 @@
 -- KEYS[1]  namespace prefix "jobwire:{ns}:"
 -- ARGV     repeated quintuples: job id, expected retries, "finished"|"failed", result JSON text,
 --          lease ("" when not presented)
--- Returns  one 1/0 per job, in order; publishes the worker id on "slots" for each freed slot.
+-- Returns  {now, then per job in order: its start time when applied, else 0}; publishes the
+--          worker id on "slots" for each freed slot.
 local now = now_time()
-local out = {}
+local out = {tstr(now)}
 for i = 1, #ARGV, 5 do
   out[#out + 1] = complete_job(ARGV[i], ARGV[i + 1], ARGV[i + 2] == 'failed', ARGV[i + 3], now,
-    ARGV[i + 4]) and 1 or 0
+    ARGV[i + 4]) or 0
 end
 return out

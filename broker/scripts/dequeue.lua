@@ -10,7 +10,8 @@
 -- ARGV[6]  tasks, JSON array of strings (empty: any task)
 -- ARGV[7]  lease duration in seconds when the worker has set none (see register_worker)
 -- Returns  {now, next_delayed_due or false, job...}; job = {id, task, args, retries, queue, priority,
---          attempts, parents, notes_flat, lease, trace ("" for none)}
+--          attempts, parents, notes_flat, lease, trace ("" for none), delayed (when it became
+--          runnable)}
 local worker = ARGV[1]
 local count = tonumber(ARGV[2])
 local only_id = ARGV[3]

@@ -78,6 +78,13 @@ def test_metrics_after_real_jobs(make_broker: Any, namespace: str) -> None:
     # Script latencies by script name.
     assert value(samples, "jobwire_redis_script_duration_seconds_count", script="enqueue") == 3
     assert value(samples, "jobwire_redis_script_duration_seconds_count", script="dequeue") == 4
+    # How long jobs waited (per queue) and ran: four started, three ended (the stale finish and
+    # the refused enqueue count nothing).
+    waited = "jobwire_job_wait_seconds_count"
+    assert value(samples, waited, namespace=ns, queue="q1") == 2
+    assert value(samples, waited, namespace=ns, queue="default") == 2
+    assert value(samples, "jobwire_job_run_seconds_count", namespace=ns) == 3
+    assert 0 < value(samples, "jobwire_job_run_seconds_sum", namespace=ns) < 60
 
 
 def test_stream_workers_and_streams(make_broker: Any, namespace: str) -> None:

@@ -110,13 +110,14 @@ local function lease_duration(worker, default)
 end
 
 -- A job row as workers get it (dequeue, dispatch, subscribe):
--- {id, task, args, retries, queue, priority, attempts, parents, notes_flat, lease, trace}, trace
--- being the enqueue's W3C traceparent ("" for none).
+-- {id, task, args, retries, queue, priority, attempts, parents, notes_flat, lease, trace,
+-- delayed}, trace being the enqueue's W3C traceparent ("" for none) and delayed when the job
+-- became runnable.
 local function job_row(id)
   local f = redis.call('HMGET', job_key(id), 'queue', 'task', 'args', 'retries', 'priority',
-    'attempts', 'parents', 'lease', 'trace')
+    'attempts', 'parents', 'lease', 'trace', 'delayed')
   return {id, f[2], f[3], f[4], f[1], f[5], f[6], f[7], redis.call('HGETALL', notes_key(id)), f[8],
-    f[9] or ''}
+    f[9] or '', f[10]}
 end
 
 -- A new lease token. It never falls behind the clock in microseconds, so it stays unique in the
@@ -136,7 +137,7 @@ end
 local function activate(id, worker, now, expires)
   local jk = job_key(id)
   local f = redis.call('HMGET', jk, 'queue', 'task', 'parked', 'args', 'retries', 'priority',
-    'attempts', 'parents', 'trace')
+    'attempts', 'parents', 'trace', 'delayed')
   leave_inactive(id, f[1], f[2], f[3])
   local lease = new_lease(now)
   redis.call('HSET', jk, 'state', 'active', 'started', tstr(now), 'worker', worker,
@@ -146,5 +147,5 @@ local function activate(id, worker, now, expires)
   redis.call('SADD', P .. 'worker_jobs:' .. worker, id)
   redis.call('HINCRBY', P .. 'busy_workers', worker, 1)
   return {id, f[2], f[4], f[5], f[1], f[6], f[7], f[8], redis.call('HGETALL', notes_key(id)),
-    lease, f[9] or ''}
+    lease, f[9] or '', f[10]}
 end

@@ -241,11 +241,12 @@ local function retry_core(id, o, now)
 end
 
 -- Minion's finish_job/fail_job (+ auto_retry_job): guarded by state active and retries, and by
--- the lease of the attempt when one is given ('' or nil: any).
+-- the lease of the attempt when one is given ('' or nil: any). Returns the attempt's start time
+-- (text) when it applied, false otherwise.
 local function complete_job(id, retries, failed, result, now, lease)
   local jk = job_key(id)
   local f = redis.call('HMGET', jk, 'state', 'retries', 'worker', 'attempts', 'lease', 'queue',
-    'task')
+    'task', 'started')
   if f[1] ~= 'active' or tonumber(f[2]) ~= tonumber(retries) then return false end
   if lease and lease ~= '' and f[5] ~= lease then return false end
   local to = failed and 'failed' or 'finished'
@@ -266,7 +267,7 @@ local function complete_job(id, retries, failed, result, now, lease)
     history_add('finished', now)
   end
   if released > 0 then publish_wake('') end
-  return true
+  return f[8] or tstr(now)
 end
 
 -- Returns an active job that its worker never got (or no longer runs) to inactive, unchanged:
