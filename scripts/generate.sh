@@ -18,6 +18,9 @@ bindir=$(dirname "$("$python" -c 'import sys; print(sys.executable)')")
   proto/jobwire/v1/*.proto
 printf '"""Generated from proto/jobwire/v1 by scripts/generate.sh; do not edit."""\n' > "$out/__init__.py"
 
+# The API reference page, from the same protos' comments.
+"$python" scripts/gen_api_docs.py > docs/api.md
+
 # Every other language: buf.gen.yaml runs local plugins only (no remote plugin registry here):
 # protoc-gen-es pinned in sdk/node/package-lock.json, and Debian's protoc-gen-go(-grpc).
 buf=$(command -v buf || echo .venv/bin/buf)
