@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates every stub from proto/. Generated files are committed and never edited by hand;
-# CI runs this and fails when the result differs from what is committed.
+# Regenerates every stub from proto/, and docs/api.md from its comments. Generated files are
+# committed and never edited by hand; CI runs this and fails when the result differs from what is committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
