@@ -31,7 +31,7 @@ system-packages:
 broker: setup
 	$(BIN)/jobwire broker
 
-## generate: regenerate the committed stubs of every language (Python, sdk/node, sdk/go) from proto/
+## generate: regenerate the committed stubs of every language (Python, sdk/node, sdk/go) and docs/api.md from proto/
 generate: setup node-setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/generate.sh
 
@@ -42,7 +42,7 @@ check-generated: generate
 	if [ -n "$$untracked" ]; then echo "not committed: $$untracked" >&2; exit 1; fi
 
 # --- Node and Go SDKs (issue 6) ---------------------------------------------------------------
-GENERATED := sdk/python/jobwire/v1 sdk/node/src/gen sdk/go/gen
+GENERATED := sdk/python/jobwire/v1 sdk/node/src/gen sdk/go/gen docs/api.md
 NODE_STAMP := sdk/node/node_modules/.package-lock.json
 .PHONY: node-setup sdk-node sdk-go
 

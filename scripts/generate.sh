@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates every stub from proto/. Generated files are committed and never edited by hand;
-# CI runs this and fails when the result differs from what is committed.
+# Regenerates every stub from proto/, and docs/api.md from its comments. Generated files are
+# committed and never edited by hand; CI runs this and fails when the result differs from what is committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -17,6 +17,9 @@ bindir=$(dirname "$("$python" -c 'import sys; print(sys.executable)')")
   --mypy_grpc_out=sdk/python \
   proto/jobwire/v1/*.proto
 printf '"""Generated from proto/jobwire/v1 by scripts/generate.sh; do not edit."""\n' > "$out/__init__.py"
+
+# The API reference page, from the same protos' comments.
+"$python" scripts/gen_api_docs.py > docs/api.md
 
 # Every other language: buf.gen.yaml runs local plugins only (no remote plugin registry here):
 # protoc-gen-es pinned in sdk/node/package-lock.json, and Debian's protoc-gen-go(-grpc).
