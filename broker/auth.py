@@ -212,10 +212,15 @@ class Authorizer:
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Wraps each RPC's behaviour so the decoded request's namespace can be authorized."""
+    """Wraps each RPC's behaviour so the decoded request's namespace can be authorized.
+
+    One wrapper per method, built on its first call: each call then costs the token lookup and
+    the role and namespace check, not a new handler.
+    """
 
     def __init__(self, authorizer: Authorizer) -> None:
         self.authorizer = authorizer
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
@@ -226,20 +231,32 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None or method.lstrip("/").rpartition("/")[0] in OPEN_SERVICES:
             return handler
-        token = self.authorizer.authenticate(details.invocation_metadata)
+        guarded = self._handlers.get(method)
+        if guarded is None:
+            guarded = self._handlers[method] = self._guard(method, handler)
+        return guarded
+
+    def _guard(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        authorizer = self.authorizer
         role = METHOD_ROLES.get(method)
-        if token is None:
-            return _refusing(handler, UNAUTHENTICATED)
-        if role is None or handler.request_streaming:  # not in the table: nobody may call it
-            return _refusing(handler, DENIED)
-        authorize = self.authorizer.authorize
+
+        def denial(context: grpc.aio.ServicerContext, namespace: str) -> Denial | None:
+            token = authorizer.authenticate(context.invocation_metadata())
+            if token is None:
+                return UNAUTHENTICATED
+            if role is None:  # not in the table: nobody may call it
+                return DENIED
+            return authorizer.authorize(token, role, namespace)
+
+        if role is None or handler.request_streaming:
+            return _refusing(handler, lambda context: denial(context, "") or DENIED)
         if handler.response_streaming:
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                denial = authorize(token, role, request.namespace)
-                if denial is not None:
-                    await context.abort(*denial)
+                refused = denial(context, request.namespace)
+                if refused is not None:
+                    await context.abort(*refused)
                 result = inner_stream(request, context)
                 if hasattr(result, "__aiter__"):
                     async for message in result:
@@ -253,9 +270,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         inner_unary = handler.unary_unary
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            denial = authorize(token, role, request.namespace)
-            if denial is not None:
-                await context.abort(*denial)
+            refused = denial(context, request.namespace)
+            if refused is not None:
+                await context.abort(*refused)
             return await inner_unary(request, context)
 
         return grpc.unary_unary_rpc_method_handler(
@@ -263,14 +280,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
 
 
-def _refusing(handler: grpc.RpcMethodHandler, denial: Denial) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as `handler` that ends every call with `denial`."""
+def _refusing(
+    handler: grpc.RpcMethodHandler, denial: Callable[[grpc.aio.ServicerContext], Denial]
+) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as `handler` that ends every call with `denial(context)`."""
 
     async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(*denial)
+        await context.abort(*denial(context))
 
     async def refuse_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        await context.abort(*denial)
+        await context.abort(*denial(context))
         yield  # pragma: no cover - makes this an async generator
 
     kinds = (handler.request_streaming, handler.response_streaming)

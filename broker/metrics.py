@@ -109,6 +109,8 @@ class Metrics:
             ["namespace"], buckets=JOB_BUCKETS, registry=r,
         )  # fmt: skip
         self._script_children: dict[str, Any] = {}  # labels() once per script name
+        self._waited_children: dict[tuple[str, str], Any] = {}
+        self._ran_children: dict[str, Any] = {}
         self._stats: dict[str, dict[str, int | float]] = {}
         self._redis_up = 0
         self._stats_read = -STATS_TTL
@@ -149,10 +151,17 @@ class Metrics:
     # --- hooks ----------------------------------------------------------------------------
 
     def job_started(self, namespace: str, queue: str, waited: float) -> None:
-        self.waited.labels(namespace, queue).observe(waited)
+        # Called per job: labels() costs as much as observe(), so the children are kept.
+        child = self._waited_children.get((namespace, queue))
+        if child is None:
+            child = self._waited_children[namespace, queue] = self.waited.labels(namespace, queue)
+        child.observe(waited)
 
     def job_ended(self, namespace: str, ran: float) -> None:
-        self.ran.labels(namespace).observe(ran)
+        child = self._ran_children.get(namespace)
+        if child is None:
+            child = self._ran_children[namespace] = self.ran.labels(namespace)
+        child.observe(ran)
 
     def script_called(self, name: str, started_ns: int, error: BaseException | None) -> None:
         """ScriptRunner observer: one script call ended."""
