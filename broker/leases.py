@@ -9,14 +9,9 @@ expired, so running it on every replica is cheap, and the script makes it idempo
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Sequence
 
-from broker.config import Settings
-from broker.store import Store
-from broker.tasks import cancel
+from broker.rounds import NamespaceRounds
 
 log = logging.getLogger("jobwire.leases")
 
@@ -24,48 +19,15 @@ log = logging.getLogger("jobwire.leases")
 BATCH = 500
 
 
-class LeaseReaper:
+class LeaseReaper(NamespaceRounds):
     """Reclaims expired leases in every namespace any replica has served."""
 
-    def __init__(
-        self, store: Store, settings: Settings, namespaces: Sequence[str] | None = None
-    ) -> None:
-        self.store = store
-        self.settings = settings
-        self._fixed = None if namespaces is None else list(namespaces)
-        self.namespaces: list[str] = self._fixed or [settings.namespace]
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+    name = "leases"
+    doing = "reclaiming leases"
+    log = log
 
-    async def start(self) -> None:
-        if self.settings.lease_check_interval > 0 and self._task is None:
-            self._stopping.clear()
-            self._task = asyncio.create_task(self._loop(), name="jobwire-leases")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            # The flag ends the loop even if a cancellation is swallowed inside a Redis call.
-            self._stopping.set()
-            await cancel(self._task)
-            self._task = None
-
-    async def _loop(self) -> None:
-        while not self._stopping.is_set():
-            if self._fixed is None:
-                with contextlib.suppress(Exception):
-                    known = await self.store.namespaces()
-                    self.namespaces = sorted({self.settings.namespace, *known})
-            for namespace in self.namespaces:
-                if self._stopping.is_set():
-                    return
-                try:
-                    await self.run_once(namespace)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as error:
-                    log.warning("reclaiming leases in namespace %s failed: %s", namespace, error)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.settings.lease_check_interval)
+    def interval(self) -> float:
+        return self.settings.lease_check_interval
 
     async def run_once(self, namespace: str) -> int:
         """Fails every job of `namespace` whose lease has expired; how many."""

@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from broker.config import Settings
+from broker.rounds import NamespaceRounds
 from broker.store import RepairCounts, Store
-from broker.tasks import cancel
 
 log = logging.getLogger("jobwire.upkeep")
 
@@ -24,8 +24,12 @@ log = logging.getLogger("jobwire.upkeep")
 LEASE = 30.0
 
 
-class Repairer:
+class Repairer(NamespaceRounds):
     """Runs Minion's repair every ``settings.repair_interval`` seconds (0 disables it)."""
+
+    name = "repair"
+    doing = "repair"
+    log = log
 
     def __init__(
         self,
@@ -35,44 +39,19 @@ class Repairer:
         *,
         lease: float = LEASE,
     ) -> None:
-        self.store = store
-        self.settings = settings
-        # None: every namespace any replica has served, looked up again each round.
-        self._fixed = None if namespaces is None else list(namespaces)
-        self.namespaces: list[str] = self._fixed or [settings.namespace]
+        super().__init__(store, settings, namespaces)
         self.lease = lease
         self.token = uuid.uuid4().hex
-        self._task: asyncio.Task[None] | None = None
         self.on_repaired: Callable[[str, RepairCounts], None] | None = None  # metrics
 
-    async def _refresh(self) -> None:
-        if self._fixed is None:
-            with contextlib.suppress(Exception):
-                known = await self.store.namespaces()
-                self.namespaces = sorted({self.settings.namespace, *known})
-
-    async def start(self) -> None:
-        if self.settings.repair_interval > 0 and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="jobwire-repair")
+    def interval(self) -> float:
+        return self.settings.repair_interval
 
     async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
+        await super().stop()
         for namespace in self.namespaces:
             with contextlib.suppress(Exception):
                 await self.store.hold_repair_lock(namespace, self.token, 0)
-
-    async def _loop(self) -> None:
-        while True:
-            await self._refresh()
-            for namespace in self.namespaces:
-                try:
-                    await self.run_once(namespace)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("repair of namespace %s failed", namespace)
-            await asyncio.sleep(self.settings.repair_interval)
 
     async def run_once(self, namespace: str) -> RepairCounts | None:
         """Repairs `namespace` if no other replica holds its mutex; the counts, or None."""
