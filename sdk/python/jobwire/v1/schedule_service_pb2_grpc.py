@@ -110,8 +110,8 @@ class ScheduleServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DispatchSchedules(self, request, context):
-        """DispatchSchedules enqueues one job for each due schedule now; answers nothing when another
-        dispatcher is running.
+        """DispatchSchedules enqueues one job for each due schedule now and answers what this call fired;
+        firings another dispatcher made at the same moment are skipped, so each happens once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

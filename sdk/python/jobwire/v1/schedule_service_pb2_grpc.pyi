@@ -48,8 +48,8 @@ class ScheduleServiceStub:
     ListSchedules: _grpc.UnaryUnaryMultiCallable[_schedule_service_pb2.ListSchedulesRequest, _schedule_service_pb2.ListSchedulesResponse]
     """ListSchedules returns schedules newest first."""
     DispatchSchedules: _grpc.UnaryUnaryMultiCallable[_schedule_service_pb2.DispatchSchedulesRequest, _schedule_service_pb2.DispatchSchedulesResponse]
-    """DispatchSchedules enqueues one job for each due schedule now; answers nothing when another
-    dispatcher is running.
+    """DispatchSchedules enqueues one job for each due schedule now and answers what this call fired;
+    firings another dispatcher made at the same moment are skipped, so each happens once.
     """
 
 @_typing.type_check_only
@@ -72,8 +72,8 @@ class ScheduleServiceAsyncStub(ScheduleServiceStub):
     ListSchedules: _aio.UnaryUnaryMultiCallable[_schedule_service_pb2.ListSchedulesRequest, _schedule_service_pb2.ListSchedulesResponse]  # type: ignore[assignment]
     """ListSchedules returns schedules newest first."""
     DispatchSchedules: _aio.UnaryUnaryMultiCallable[_schedule_service_pb2.DispatchSchedulesRequest, _schedule_service_pb2.DispatchSchedulesResponse]  # type: ignore[assignment]
-    """DispatchSchedules enqueues one job for each due schedule now; answers nothing when another
-    dispatcher is running.
+    """DispatchSchedules enqueues one job for each due schedule now and answers what this call fired;
+    firings another dispatcher made at the same moment are skipped, so each happens once.
     """
 
 class ScheduleServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -129,8 +129,8 @@ class ScheduleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _schedule_service_pb2.DispatchSchedulesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_schedule_service_pb2.DispatchSchedulesResponse, _abc.Awaitable[_schedule_service_pb2.DispatchSchedulesResponse]]:
-        """DispatchSchedules enqueues one job for each due schedule now; answers nothing when another
-        dispatcher is running.
+        """DispatchSchedules enqueues one job for each due schedule now and answers what this call fired;
+        firings another dispatcher made at the same moment are skipped, so each happens once.
         """
 
 def add_ScheduleServiceServicer_to_server(servicer: ScheduleServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -283,7 +283,8 @@ type HourlyCount struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// Start of the hour.
+	// The bucket's instant, as Minion reports it: the broker's clock less 23..0 whole hours,
+	// oldest first; the counts are those of the clock hour that contains it.
 	Epoch *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// Jobs finished in that hour.
 	FinishedJobs int64 `protobuf:"varint,2,opt,name=finished_jobs,json=finishedJobs,proto3" json:"finished_jobs,omitempty"`

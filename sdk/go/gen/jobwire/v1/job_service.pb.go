@@ -1649,7 +1649,8 @@ type ListJobsResponse struct {
 	// Jobs, id descending. Fewer than `limit` when more would not fit in one message (the
 	// broker's JOBWIRE_MAX_MESSAGE_BYTES): continue from offset + the number of jobs returned.
 	Jobs []*Job `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
-	// Number of jobs matching the filters, ignoring offset and limit.
+	// Number of jobs matching the filters, ignoring offset and limit;
+	// 0 when the page is empty (Minion's behaviour).
 	Total int64 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
 }
 

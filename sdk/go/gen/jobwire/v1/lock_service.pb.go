@@ -338,7 +338,8 @@ type ListLocksResponse struct {
 
 	// Live holders, id descending.
 	Locks []*Lock `protobuf:"bytes,1,rep,name=locks,proto3" json:"locks,omitempty"`
-	// Number of live holders matching the filters, ignoring offset and limit.
+	// Number of live holders matching the filters, ignoring offset and limit;
+	// 0 when the page is empty (Minion's behaviour).
 	Total int64 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
 }
 

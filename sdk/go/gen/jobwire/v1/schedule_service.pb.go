@@ -633,7 +633,8 @@ type ListSchedulesResponse struct {
 
 	// Schedules, id descending.
 	Schedules []*Schedule `protobuf:"bytes,1,rep,name=schedules,proto3" json:"schedules,omitempty"`
-	// Number of schedules matching the filters, ignoring offset and limit.
+	// Number of schedules matching the filters, ignoring offset and limit;
+	// 0 when the page is empty (Minion's behaviour).
 	Total int64 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
 }
 

@@ -28,8 +28,8 @@ type ScheduleServiceClient interface {
 	ResumeSchedule(ctx context.Context, in *ResumeScheduleRequest, opts ...grpc.CallOption) (*ResumeScheduleResponse, error)
 	// ListSchedules returns schedules newest first.
 	ListSchedules(ctx context.Context, in *ListSchedulesRequest, opts ...grpc.CallOption) (*ListSchedulesResponse, error)
-	// DispatchSchedules enqueues one job for each due schedule now; answers nothing when another
-	// dispatcher is running.
+	// DispatchSchedules enqueues one job for each due schedule now and answers what this call fired;
+	// firings another dispatcher made at the same moment are skipped, so each happens once.
 	DispatchSchedules(ctx context.Context, in *DispatchSchedulesRequest, opts ...grpc.CallOption) (*DispatchSchedulesResponse, error)
 }
 
@@ -110,8 +110,8 @@ type ScheduleServiceServer interface {
 	ResumeSchedule(context.Context, *ResumeScheduleRequest) (*ResumeScheduleResponse, error)
 	// ListSchedules returns schedules newest first.
 	ListSchedules(context.Context, *ListSchedulesRequest) (*ListSchedulesResponse, error)
-	// DispatchSchedules enqueues one job for each due schedule now; answers nothing when another
-	// dispatcher is running.
+	// DispatchSchedules enqueues one job for each due schedule now and answers what this call fired;
+	// firings another dispatcher made at the same moment are skipped, so each happens once.
 	DispatchSchedules(context.Context, *DispatchSchedulesRequest) (*DispatchSchedulesResponse, error)
 	mustEmbedUnimplementedScheduleServiceServer()
 }

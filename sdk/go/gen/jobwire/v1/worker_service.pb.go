@@ -391,7 +391,8 @@ type ListWorkersResponse struct {
 
 	// Workers, id descending.
 	Workers []*Worker `protobuf:"bytes,1,rep,name=workers,proto3" json:"workers,omitempty"`
-	// Number of workers matching the filters, ignoring offset and limit.
+	// Number of workers matching the filters, ignoring offset and limit;
+	// 0 when the page is empty (Minion's behaviour).
 	Total int64 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
 }
 

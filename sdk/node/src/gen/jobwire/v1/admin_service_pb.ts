@@ -168,7 +168,8 @@ export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
  */
 export type HourlyCount = Message<"jobwire.v1.HourlyCount"> & {
   /**
-   * Start of the hour.
+   * The bucket's instant, as Minion reports it: the broker's clock less 23..0 whole hours,
+   * oldest first; the counts are those of the clock hour that contains it.
    *
    * @generated from field: google.protobuf.Timestamp epoch = 1;
    */

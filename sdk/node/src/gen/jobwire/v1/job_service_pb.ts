@@ -874,7 +874,8 @@ export type ListJobsResponse = Message<"jobwire.v1.ListJobsResponse"> & {
   jobs: Job[];
 
   /**
-   * Number of jobs matching the filters, ignoring offset and limit.
+   * Number of jobs matching the filters, ignoring offset and limit;
+   * 0 when the page is empty (Minion's behaviour).
    *
    * @generated from field: int64 total = 2;
    */

@@ -185,7 +185,8 @@ export type ListLocksResponse = Message<"jobwire.v1.ListLocksResponse"> & {
   locks: Lock[];
 
   /**
-   * Number of live holders matching the filters, ignoring offset and limit.
+   * Number of live holders matching the filters, ignoring offset and limit;
+   * 0 when the page is empty (Minion's behaviour).
    *
    * @generated from field: int64 total = 2;
    */

@@ -345,7 +345,8 @@ export type ListSchedulesResponse = Message<"jobwire.v1.ListSchedulesResponse"> 
   schedules: Schedule[];
 
   /**
-   * Number of schedules matching the filters, ignoring offset and limit.
+   * Number of schedules matching the filters, ignoring offset and limit;
+   * 0 when the page is empty (Minion's behaviour).
    *
    * @generated from field: int64 total = 2;
    */
@@ -460,8 +461,8 @@ export const ScheduleService: GenService<{
     output: typeof ListSchedulesResponseSchema;
   },
   /**
-   * DispatchSchedules enqueues one job for each due schedule now; answers nothing when another
-   * dispatcher is running.
+   * DispatchSchedules enqueues one job for each due schedule now and answers what this call fired;
+   * firings another dispatcher made at the same moment are skipped, so each happens once.
    *
    * @generated from rpc jobwire.v1.ScheduleService.DispatchSchedules
    */

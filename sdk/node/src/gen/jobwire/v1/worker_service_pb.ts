@@ -230,7 +230,8 @@ export type ListWorkersResponse = Message<"jobwire.v1.ListWorkersResponse"> & {
   workers: Worker[];
 
   /**
-   * Number of workers matching the filters, ignoring offset and limit.
+   * Number of workers matching the filters, ignoring offset and limit;
+   * 0 when the page is empty (Minion's behaviour).
    *
    * @generated from field: int64 total = 2;
    */
