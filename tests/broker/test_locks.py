@@ -126,3 +126,11 @@ def test_bad_input_through_the_client(client: Client, call, field) -> None:
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert [v[0] for v in raised.value.field_violations] == [field]
     assert client.stats().active_locks == 0
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_a_limit_below_one_is_invalid_and_takes_nothing(client: Client, limit: int) -> None:
+    with pytest.raises(JobwireError) as raised:
+        client.lock("capped", 60, limit=limit)
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert client.list_locks().total == 0

@@ -614,7 +614,12 @@ def receive(namespace: str, worker_id: int) -> Call[list[list[Any]]]:
 
 @_checked
 def lock(namespace: str, name: str, duration: float, *, limit: int) -> Call[bool]:
-    """Acquire a lock; a duration <= 0 only checks (Minion), sent as an unset duration."""
+    """Acquire a lock; a duration <= 0 only checks (Minion), sent as an unset duration.
+
+    `limit` must be at least 1, as in Minion: the wire's 0 means "unset" (1), so 0 is refused
+    here rather than taken for 1."""
+    if isinstance(limit, int) and limit < 1:
+        raise invalid_argument("limit", "must be at least 1")
     request = lock_service_pb2.AcquireLockRequest(
         namespace=namespace, name=to_str(name, "name"), limit=to_int32(limit, "limit")
     )
