@@ -43,8 +43,6 @@ Jobs
   busy_workers            HASH    worker id -> number of active jobs (HLEN = active_workers)
   leases                  ZSET    score=lease expiry  every active job (reclaim_leases fails
                                   those not extended in time by their worker's heartbeats)
-  ids:lease               STRING  last lease token; never behind Redis' clock in microseconds,
-                                  so tokens stay unique across resets and failovers
   history                 HASH    "<hour>:finished" / "<hour>:failed" -> count
 Workers
   ids:worker              STRING  last worker id

@@ -62,6 +62,6 @@ redis.call('UNLINK', P .. 'ids:job', P .. 'ids:worker', P .. 'ids:lock', P .. 'i
   P .. 'queues', P .. 'tasks', P .. 'notekeys', P .. 'delayed', P .. 'expiring',
   P .. 'inactive_since', P .. 'finished_at', P .. 'parent_expiry', P .. 'busy_workers',
   P .. 'history', P .. 'workers_notified', P .. 'workers_streaming', P .. 'kept_parents',
-  P .. 'leases', P .. 'ids:lease', P .. 'schedule_names', P .. 'schedules_due', P .. 'locks',
+  P .. 'leases', P .. 'schedule_names', P .. 'schedules_due', P .. 'locks',
   P .. 'lock_names')
 return 0

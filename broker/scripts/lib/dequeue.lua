@@ -120,15 +120,15 @@ local function job_row(id)
     f[9] or '', f[10]}
 end
 
--- A new lease token. It never falls behind the clock in microseconds, so it stays unique in the
--- namespace across a reset (which deletes ids:lease) and a failover that lost recent writes.
-local function new_lease(now)
-  local lease = redis.call('INCR', P .. 'ids:lease')
-  local floor = math.floor(now * 1000000)
-  if lease < floor then
-    redis.call('SET', P .. 'ids:lease', istr(floor))
-    lease = floor
-  end
+-- A new lease token for a job whose last one was `last` (nil: none): Redis' clock in
+-- microseconds, and always above `last`, so each attempt of a job has its own token even if the
+-- clock steps back. Fencing compares a job's current token with the one presented, so tokens
+-- need to differ only between attempts of one job; after a reset, or a failover that lost the
+-- job, a new job with the same id gets a token from a later clock than any earlier attempt.
+local function new_lease(now, last)
+  local lease = math.floor(now * 1000000)
+  last = tonumber(last)
+  if last and lease <= last then lease = last + 1 end
   return lease
 end
 
@@ -137,9 +137,9 @@ end
 local function activate(id, worker, now, expires)
   local jk = job_key(id)
   local f = redis.call('HMGET', jk, 'queue', 'task', 'parked', 'args', 'retries', 'priority',
-    'attempts', 'parents', 'trace', 'delayed')
+    'attempts', 'parents', 'trace', 'delayed', 'lease')
   leave_inactive(id, f[1], f[2], f[3])
-  local lease = new_lease(now)
+  local lease = new_lease(now, f[11])
   redis.call('HSET', jk, 'state', 'active', 'started', tstr(now), 'worker', worker,
     'lease', istr(lease))
   redis.call('ZADD', P .. 'leases', expires, id)
