@@ -108,6 +108,37 @@ def test_node_client_with_token_over_mtls(
     assert out["anonymousCode"] == "UNAUTHENTICATED"
 
 
+ENV_SCRIPT = """
+import { Client } from "%(dist)s";
+const [target, namespace] = process.argv.slice(2);
+const client = new Client({ target, namespace });  // token and CA from the environment
+const id = await client.enqueue("add", [1, 2]);
+client.close();
+console.log(JSON.stringify({ id }));
+"""
+
+
+def test_node_client_takes_token_and_ca_from_the_environment(
+    make_broker: Any, pki: Pki, namespace: str, node_sdk: Path, tmp_path: Path
+) -> None:
+    tokens = token_file(
+        tmp_path / "tokens.toml",
+        [{"secret": TOKEN, "roles": ["produce"], "namespaces": ["*"]}],
+    )
+    broker = make_broker(
+        auth_file=tokens, tls_cert=pki.dir / "server.crt", tls_key=pki.dir / "server.key"
+    )
+    script = tmp_path / "env.mjs"
+    script.write_text(ENV_SCRIPT % {"dist": (ROOT / "sdk" / "node" / "dist" / "index.js").as_uri()})
+    env = {"PATH": "/usr/bin:/bin", "JOBWIRE_TOKEN": TOKEN, "JOBWIRE_TLS_CA": str(pki.ca)}
+    proc = subprocess.run(
+        [str(node_sdk), str(script), broker.target, namespace],
+        capture_output=True, text=True, timeout=30, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["id"] >= 1
+
+
 def test_go_example_with_token_over_mtls(
     guarded: Any, pki: Pki, namespace: str, go_enqueue: Path
 ) -> None:

@@ -1,4 +1,5 @@
 /** The client: one HTTP/2 connection to a broker, typed calls, JobwireError on failure. */
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
@@ -46,12 +47,16 @@ export interface ClientOptions {
   namespace?: string;
   /** Deadline of each unary call in milliseconds; default 30000. Streams have none. */
   timeoutMs?: number;
-  /** Bearer token sent as `authorization: Bearer <token>` with every call (and stream). */
+  /**
+   * Bearer token sent as `authorization: Bearer <token>` with every call (and stream); unset:
+   * JOBWIRE_TOKEN.
+   */
   token?: string;
   /**
    * TLS (also implied by an "https://" target). PEM contents, not paths: `ca` to trust (default:
    * Node's roots), `cert` and `key` as the client certificate for mTLS, and `serverName` when the
-   * name in the broker's certificate differs from the target's host.
+   * name in the broker's certificate differs from the target's host. Unset: TLS trusting the PEM
+   * file JOBWIRE_TLS_CA names, when that variable is set.
    */
   tls?: TlsOptions;
 }
@@ -121,6 +126,10 @@ export class Client {
   private readonly sessions: Http2SessionManager;
 
   constructor({ target, namespace = "", timeoutMs = 30_000, token, tls }: ClientOptions) {
+    // Unset, the token and the CA to trust come from JOBWIRE_TOKEN and JOBWIRE_TLS_CA (a path).
+    token = token ?? (process.env.JOBWIRE_TOKEN || undefined);
+    const caPath = process.env.JOBWIRE_TLS_CA;
+    if (tls === undefined && caPath) tls = { ca: readFileSync(caPath) };
     this.target = target;
     this.namespace = namespace;
     this.timeoutMs = timeoutMs;
