@@ -193,9 +193,9 @@ class Registered:
     lost: list[int]  # listed as running but no longer active under the worker
 
 
-@dataclass(frozen=True)
-class Completion:
-    """One finish or fail: guarded by retries and, when given, by the attempt's lease."""
+class Completion(NamedTuple):
+    """One finish or fail: guarded by retries and, when given, by the attempt's lease (a tuple:
+    one is made per job on the completion path)."""
 
     id: int
     retries: int

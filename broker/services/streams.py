@@ -49,9 +49,14 @@ def subscription(request: pb.SubscribeRequest) -> Subscription:
 def responses(message: Message, limit: int) -> tuple[list[pb.SubscribeResponse], list[Dequeued]]:
     """The message as stream messages of at most `limit` bytes each (a big batch of jobs is
     split), and the jobs too large to send at all, even alone."""
+    now = convert.timestamp(time.time())
+    commands = [convert.list_value(text) for text in message.commands]
+    if _bound(message) + MESSAGE_OVERHEAD <= limit:  # the usual case: no need to measure
+        jobs = [convert.dequeued(job) for job in message.jobs]
+        return [pb.SubscribeResponse(jobs=jobs, commands=commands, time=now)], []
     out: list[pb.SubscribeResponse] = []
     too_large: list[Dequeued] = []
-    current = pb.SubscribeResponse(commands=[convert.list_value(text) for text in message.commands])
+    current = pb.SubscribeResponse(commands=commands, time=now)
     size = current.ByteSize()
     for job in message.jobs:
         item = convert.dequeued(job)
@@ -62,14 +67,25 @@ def responses(message: Message, limit: int) -> tuple[list[pb.SubscribeResponse],
             continue
         if size + cost + MESSAGE_OVERHEAD > limit:
             out.append(current)
-            current, size = pb.SubscribeResponse(), 0
+            current = pb.SubscribeResponse(time=now)
+            size = current.ByteSize()
         current.jobs.append(item)
         size += cost
     if current.jobs or current.commands or not out:
         out.append(current)
-    for response in out:
-        response.time.CopyFrom(convert.timestamp(time.time()))
     return out, too_large
+
+
+def _bound(message: Message) -> int:
+    """An upper bound of the message's encoded size from its texts: a JSON value encodes to at
+    most 11 protobuf bytes per JSON character (a one-digit number becomes a double), a name to
+    at most 4 bytes per character, and each field's tag and length to a few bytes."""
+    size = sum(len(text) for text in message.commands) * 11
+    for job in message.jobs:
+        size += (len(job.args) + len(job.parents)) * 11 + (len(job.task) + len(job.queue)) * 4
+        size += sum(len(k) * 4 + len(v) * 11 + 16 for k, v in job.notes.items())
+        size += len(job.trace) + 96
+    return size
 
 
 async def undeliverable(ctx: ServiceContext, namespace: str, jobs: list[Dequeued]) -> None:
