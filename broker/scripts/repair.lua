@@ -125,11 +125,14 @@ end
 local stuck = due(P .. 'inactive_since', '-inf', '(' .. tstr(now - stuck_after))
 for _, id in ipairs(stuck) do
   local jk = job_key(id)
-  local f = redis.call('HMGET', jk, 'state', 'queue', 'task', 'parked')
+  local f = redis.call('HMGET', jk, 'state', 'queue', 'task', 'parked', 'finished')
   if f[1] == 'inactive' then
     leave_inactive(id, f[2], f[3], f[4])
     set_state(id, 'inactive', 'failed', f[2], f[3])
     redis.call('HSET', jk, 'state', 'failed', 'result', '"Job appears stuck in queue"')
+    -- Failed now, it counts in the hour of the `finished` an earlier attempt left, if any (as
+    -- Minion's history would count it).
+    if f[5] then history_add('failed', tonumber(f[5])) end
     if release_parked(id) > 0 then woke = true end
     counts[5] = counts[5] + 1
   else

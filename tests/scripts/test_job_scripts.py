@@ -1098,6 +1098,45 @@ async def test_history_buckets(store, namespace, check):
     assert all(b[1:] == (0, 0) for b in buckets[:-1])
 
 
+async def test_history_counts_jobs_by_their_current_state(store, redis, ks, namespace, check):
+    """As Minion recomputes it: a job retried or removed after it ended leaves its hour; a failure
+    that was retried automatically never counted; a stuck job counts where its last `finished`
+    puts it."""
+
+    async def ended() -> tuple[int, int]:
+        last = (await store.history(namespace))[-1]
+        return last[1], last[2]
+
+    done = []
+    for _ in range(3):
+        await enqueue(store, namespace)
+        job = await dequeue(store, namespace)
+        assert job is not None and await finish(store, namespace, job)
+        done.append(job)
+    await enqueue(store, namespace, attempts=2)  # fails once, retried automatically
+    job = await dequeue(store, namespace)
+    assert job is not None and await fail(store, namespace, job)
+    await enqueue(store, namespace)
+    job = await dequeue(store, namespace)
+    assert job is not None and await fail(store, namespace, job)
+    failed = job
+    assert await ended() == (3, 1)
+    assert await store.retry_job(namespace, done[0].id, done[0].retries, RetryOptions())
+    assert await store.remove_job(namespace, done[1].id)
+    assert await store.remove_job(namespace, failed.id)
+    assert await ended() == (1, 0)
+    await check()
+    # The retried job, inactive for too long, fails as stuck: it counts as failed again in the
+    # hour of the `finished` its first attempt left.
+    await redis.hset(ks.job(done[0].id), "delayed", "0")
+    await redis.zadd(ks.key("inactive_since"), {str(done[0].id): 0})
+    counts = await store.repair(namespace, 3600.0, 3600.0, 60.0)
+    assert counts.stuck_jobs == 1
+    assert await ended() == (1, 1)
+    assert await store.remove_job(namespace, done[0].id)
+    assert await ended() == (1, 0)
+
+
 # Reset -------------------------------------------------------------------------------------------
 
 

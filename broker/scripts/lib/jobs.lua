@@ -178,14 +178,30 @@ local function history_add(kind, now)
   end
 end
 
+-- History follows the jobs' current states, as Minion's recomputation does: a finished or failed
+-- job counts in the hour of its `finished` time while it stays in that state, so one that is
+-- retried or removed leaves its hour again. Buckets older than a day are gone already.
+local function history_remove(kind, finished)
+  finished = tonumber(finished)
+  if not finished then return end
+  local field = istr(math.floor(finished / 3600)) .. ':' .. kind
+  if redis.call('HINCRBY', P .. 'history', field, -1) <= 0 then
+    redis.call('HDEL', P .. 'history', field)
+  end
+end
+
 -- Minion's retry_job: no state guard; options absent from o keep the job's values.
 -- o = {attempts, delay, expire, lax, parents (json text), priority, queue, auto (complete_job's
 -- automatic retry)}.
 local function retry_core(id, o, now)
   local jk = job_key(id)
   local f = redis.call('HMGET', jk, 'state', 'queue', 'task', 'priority', 'parked', 'worker',
-    'attempts', 'expires', 'lax', 'parents', 'retries')
+    'attempts', 'expires', 'lax', 'parents', 'retries', 'finished')
   local state, queue, task, priority = f[1], f[2], f[3], f[4]
+  -- An automatic retry follows a failure that history never counted.
+  if not o.auto and (state == 'finished' or state == 'failed') then
+    history_remove(state, f[12])
+  end
   -- Finished, failed (for lax children) and expired jobs block nobody; inactive again, they do.
   -- An automatic retry follows an active attempt, which blocked every child throughout.
   local expired = state == 'inactive' and tonumber(f[8]) and tonumber(f[8]) <= now
@@ -288,9 +304,11 @@ end
 -- Deletes a job and every index entry of it (remove_job, repair, reset).
 local function delete_job(id)
   local jk = job_key(id)
-  local f = redis.call('HMGET', jk, 'state', 'queue', 'task', 'parked', 'parents', 'worker')
+  local f = redis.call('HMGET', jk, 'state', 'queue', 'task', 'parked', 'parents', 'worker',
+    'finished')
   local state = f[1]
   if not state then return false end
+  if state == 'finished' or state == 'failed' then history_remove(state, f[7]) end
   if state == 'inactive' then leave_inactive(id, f[2], f[3], f[4]) end
   if state == 'active' then release_worker(id, f[6]) end
   redis.call('ZREM', P .. 'finished_at', id)
