@@ -34,7 +34,7 @@ import grpc
 from google.rpc import error_details_pb2
 
 from jobwire import _requests as rq
-from jobwire.errors import JobwireError, from_rpc_error
+from jobwire.errors import JobwireError, from_rpc_error, jobwire_error
 from jobwire.v1 import job_service_pb2
 
 __all__ = [
@@ -262,7 +262,7 @@ def _remaining(deadline: float | None) -> float | None:
 
 
 def _deadline_exceeded() -> JobwireError:
-    return JobwireError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+    return jobwire_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
 
 
 def _take(pending: collections.deque[_Slot[T]]) -> list[_Slot[T]]:
@@ -346,7 +346,7 @@ def _unprefixed(error: JobwireError, prefix: str) -> JobwireError:
                 ]
             )
         details.append(detail)
-    return JobwireError(
+    return jobwire_error(
         error.code,
         error.reason.removeprefix(prefix),
         field_violations=[
