@@ -22,7 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from jobwire import AsyncClient, Client, JobwireError, Page, convert
+from jobwire import AsyncClient, Client, JobwireError, NotFoundError, Page, convert
 from jobwire.convert import InvalidValue
 from jobwire.errors import from_rpc_error
 from jobwire.v1 import (
@@ -592,7 +592,8 @@ async def test_requests_carry_namespace_and_options(fake_broker: FakeBroker) -> 
         assert [j.id for j in jobs] == [1, 2, 3] and job is not None and job.id == 1
         info = await client.result(1, interval=0.01, timeout=1)
         assert info is not None and info.state == "failed" and info.result == "oops"
-        assert await client.result(2, timeout=1) is None
+        with pytest.raises(NotFoundError, match="job 2 not found"):
+            await client.result(2, timeout=1)
         ids = [info.id async for info in client.jobs(states=["finished"])]
     assert ids == list(range(250, 0, -1))
 

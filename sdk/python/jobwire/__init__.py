@@ -5,13 +5,24 @@
     with Client("127.0.0.1:50051") as client:
         job_id = client.enqueue("add", [2, 3])
 
-Every failed call raises `JobwireError`; expected outcomes (no job ready, lock busy, stale
+Every failed call raises a `JobwireError`, of the subclass for its status code (NotFoundError,
+InvalidArgumentError, DeadlineExceededError, ...); expected outcomes (no job ready, lock busy, stale
 retries) are return values.
 """
 
 from jobwire.aio import AsyncClient
 from jobwire.client import Client
-from jobwire.errors import JobwireError
+from jobwire.errors import (
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    JobwireError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    UnavailableError,
+)
 from jobwire.types import (
     DequeuedJob,
     Dispatched,
@@ -32,19 +43,27 @@ from jobwire.worker import Worker
 __all__ = [
     "AsyncClient",
     "Client",
+    "DeadlineExceededError",
     "DequeuedJob",
     "Dispatched",
+    "FailedPreconditionError",
     "Guard",
     "History",
     "HourlyCount",
+    "InvalidArgumentError",
     "JobInfo",
     "JobwireError",
     "LockInfo",
+    "NotFoundError",
     "Page",
+    "PermissionDeniedError",
     "Registration",
     "RepairReport",
+    "ResourceExhaustedError",
     "ScheduleInfo",
     "Stats",
+    "UnauthenticatedError",
+    "UnavailableError",
     "Worker",
     "WorkerInfo",
 ]

@@ -33,7 +33,7 @@ from jobwire.convert import (
     to_struct,
     to_value,
 )
-from jobwire.errors import JobwireError, invalid_argument
+from jobwire.errors import DeadlineExceededError, NotFoundError, invalid_argument
 from jobwire.types import (
     DequeuedJob,
     Dispatched,
@@ -67,6 +67,9 @@ MAX_RECEIVE_BYTES = 64 * 1024 * 1024
 # Options of every channel the SDK opens itself (Client, AsyncClient, workers, job processes).
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
 DEFAULT_NAMESPACE = "default"
+# Per-call deadline of Client and AsyncClient in seconds, the CLI's and workers' too; pass
+# timeout=None for calls without one.
+DEFAULT_TIMEOUT = 30.0
 # States after which a job no longer changes by itself (what `result()` waits for).
 DONE_STATES = frozenset({"finished", "failed"})
 ENQUEUE_OPTIONS = frozenset(
@@ -147,12 +150,17 @@ def before(call: Call[Page[T]], id: int) -> Call[Page[T]]:
     return dataclasses.replace(call, request=request)
 
 
-def result_timeout(id: int, timeout: float) -> JobwireError:
+def result_timeout(id: int, timeout: float) -> DeadlineExceededError:
     """The error `result()` raises when the job is still running after `timeout` seconds."""
-    return JobwireError(
+    return DeadlineExceededError(
         grpc.StatusCode.DEADLINE_EXCEEDED,
         f"job {id} did not finish or fail within {timeout:g} seconds",
     )
+
+
+def job_not_found(id: int) -> NotFoundError:
+    """The error `result()` raises when there is no job `id` (never was, or removed)."""
+    return NotFoundError(grpc.StatusCode.NOT_FOUND, f"job {id} not found")
 
 
 # --- jobs -----------------------------------------------------------------------------------

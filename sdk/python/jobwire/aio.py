@@ -43,8 +43,9 @@ class AsyncClient:
     """An asyncio client of one jobwire broker namespace, bound to the event loop it first runs in.
 
     The channel is opened on the first call, so a client may be created outside a running loop.
-    Every call raises `jobwire.JobwireError` on failure. `timeout` is the per-call deadline in
-    seconds (None: no deadline); a dequeue's `wait` is added to it.
+    Every call raises a `jobwire.JobwireError` (the subclass for its status code) on failure.
+    `timeout` is the per-call deadline in seconds, 30 by default (None: no deadline); a
+    dequeue's `wait` is added to it.
     `token` is sent as `authorization: Bearer <token>`; TLS is on with `tls=True` (system
     roots) or any TLS file: `tls_ca` (PEM bundle to trust), `tls_cert`/`tls_key` (client
     certificate, for mTLS), and `tls_server_name` overrides the name the server's certificate
@@ -62,7 +63,7 @@ class AsyncClient:
         target: str = rq.DEFAULT_TARGET,
         *,
         namespace: str = rq.DEFAULT_NAMESPACE,
-        timeout: float | None = None,
+        timeout: float | None = rq.DEFAULT_TIMEOUT,
         channel: grpc.aio.Channel | None = None,
         coalesce: bool = True,
         token: str | None = None,
@@ -95,7 +96,7 @@ class AsyncClient:
             self._completions = batching.AsyncCoalescer(run, batching.merge_completions)
 
     @classmethod
-    def from_env(cls, *, timeout: float | None = None) -> AsyncClient:
+    def from_env(cls, *, timeout: float | None = rq.DEFAULT_TIMEOUT) -> AsyncClient:
         """A client for `JOBWIRE_TARGET` and `JOBWIRE_NAMESPACE` (defaults when unset), with the
         token and TLS settings of the environment."""
         return cls(
@@ -104,7 +105,7 @@ class AsyncClient:
             timeout=timeout,
         )
 
-    def sync_client(self, *, timeout: float | None = None) -> Client:
+    def sync_client(self, *, timeout: float | None = rq.DEFAULT_TIMEOUT) -> Client:
         """A blocking Client of the same broker and namespace, with the same token and TLS."""
         from jobwire.client import Client
 
@@ -112,7 +113,11 @@ class AsyncClient:
 
     @classmethod
     def from_settings(
-        cls, settings: ChannelSettings, namespace: str, *, timeout: float | None = None
+        cls,
+        settings: ChannelSettings,
+        namespace: str,
+        *,
+        timeout: float | None = rq.DEFAULT_TIMEOUT,
     ) -> AsyncClient:
         """A client connecting as `settings` say (see `channel_settings`)."""
         return cls(
@@ -384,15 +389,18 @@ class AsyncClient:
 
     async def result(
         self, id: int, *, interval: float = 0.5, timeout: float | None = None
-    ) -> JobInfo | None:
-        """Poll until the job finished or failed and return its info (None if it vanished).
+    ) -> JobInfo:
+        """Poll until the job finished or failed and return its info.
 
-        Raises JobwireError(DEADLINE_EXCEEDED) when `timeout` seconds pass first.
+        Raises NotFoundError when there is no such job (or it is removed while waiting), and
+        DeadlineExceededError (a TimeoutError) when `timeout` seconds pass first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             info = await self.job_info(id)
-            if info is None or info.state in rq.DONE_STATES:
+            if info is None:
+                raise rq.job_not_found(id)
+            if info.state in rq.DONE_STATES:
                 return info
             pause = interval
             if deadline is not None:

@@ -34,7 +34,7 @@ import grpc
 from google.rpc import error_details_pb2
 
 from jobwire import _requests as rq
-from jobwire.errors import JobwireError, from_rpc_error
+from jobwire.errors import JobwireError, from_rpc_error, jobwire_error
 from jobwire.v1 import job_service_pb2
 
 __all__ = [
@@ -151,10 +151,16 @@ class AsyncCoalescer(Generic[T]):
         self._pending.append(slot)
         if self._sender is None:
             self._sender = loop.create_task(self._drain())
-        try:  # on timeout or cancellation the future is cancelled: an unsent call is dropped
-            return await asyncio.wait_for(future, _remaining(slot.deadline))
-        except TimeoutError:
-            raise _deadline_exceeded() from None
+        # Awaited directly, so cancelling the caller cancels the future at once and the sender
+        # drops the unsent call; at the deadline the future fails and is dropped the same way.
+        expiry = None
+        if slot.deadline is not None:
+            expiry = loop.call_later(_remaining(slot.deadline) or 0.0, _expire, future)
+        try:
+            return await future
+        finally:
+            if expiry is not None:
+                expiry.cancel()
 
     async def _drain(self) -> None:
         try:
@@ -261,8 +267,13 @@ def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(deadline - time.monotonic(), 0.0)
 
 
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(_deadline_exceeded())
+
+
 def _deadline_exceeded() -> JobwireError:
-    return JobwireError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+    return jobwire_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
 
 
 def _take(pending: collections.deque[_Slot[T]]) -> list[_Slot[T]]:
@@ -346,7 +357,7 @@ def _unprefixed(error: JobwireError, prefix: str) -> JobwireError:
                 ]
             )
         details.append(detail)
-    return JobwireError(
+    return jobwire_error(
         error.code,
         error.reason.removeprefix(prefix),
         field_violations=[

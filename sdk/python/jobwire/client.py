@@ -41,8 +41,9 @@ T = TypeVar("T")
 class Client:
     """A blocking client of one jobwire broker namespace; thread-safe, use one per process.
 
-    Every call raises `jobwire.JobwireError` on failure. `timeout` is the per-call deadline in
-    seconds (None: no deadline); a dequeue's `wait` is added to it.
+    Every call raises a `jobwire.JobwireError` (the subclass for its status code) on failure.
+    `timeout` is the per-call deadline in seconds, 30 by default (None: no deadline); a
+    dequeue's `wait` is added to it.
     `token` is sent as `authorization: Bearer <token>`; TLS is on with `tls=True` (system
     roots) or any TLS file: `tls_ca` (PEM bundle to trust), `tls_cert`/`tls_key` (client
     certificate, for mTLS), and `tls_server_name` overrides the name the server's certificate
@@ -60,7 +61,7 @@ class Client:
         target: str = rq.DEFAULT_TARGET,
         *,
         namespace: str = rq.DEFAULT_NAMESPACE,
-        timeout: float | None = None,
+        timeout: float | None = rq.DEFAULT_TIMEOUT,
         channel: grpc.Channel | None = None,
         coalesce: bool = True,
         token: str | None = None,
@@ -93,7 +94,7 @@ class Client:
             self._completions = batching.Coalescer(run, batching.merge_completions)
 
     @classmethod
-    def from_env(cls, *, timeout: float | None = None) -> Client:
+    def from_env(cls, *, timeout: float | None = rq.DEFAULT_TIMEOUT) -> Client:
         """A client for `JOBWIRE_TARGET` and `JOBWIRE_NAMESPACE` (defaults when unset), with the
         token and TLS settings of the environment."""
         return cls(
@@ -102,7 +103,7 @@ class Client:
             timeout=timeout,
         )
 
-    def async_client(self, *, timeout: float | None = None) -> AsyncClient:
+    def async_client(self, *, timeout: float | None = rq.DEFAULT_TIMEOUT) -> AsyncClient:
         """An AsyncClient of the same broker and namespace, with the same token and TLS."""
         from jobwire.aio import AsyncClient
 
@@ -110,7 +111,11 @@ class Client:
 
     @classmethod
     def from_settings(
-        cls, settings: ChannelSettings, namespace: str, *, timeout: float | None = None
+        cls,
+        settings: ChannelSettings,
+        namespace: str,
+        *,
+        timeout: float | None = rq.DEFAULT_TIMEOUT,
     ) -> Client:
         """A client connecting as `settings` say (see `channel_settings`)."""
         return cls(
@@ -374,17 +379,18 @@ class Client:
             yield from page
             call = rq.before(call, page[-1].id)
 
-    def result(
-        self, id: int, *, interval: float = 0.5, timeout: float | None = None
-    ) -> JobInfo | None:
-        """Poll until the job finished or failed and return its info (None if it vanished).
+    def result(self, id: int, *, interval: float = 0.5, timeout: float | None = None) -> JobInfo:
+        """Poll until the job finished or failed and return its info.
 
-        Raises JobwireError(DEADLINE_EXCEEDED) when `timeout` seconds pass first.
+        Raises NotFoundError when there is no such job (or it is removed while waiting), and
+        DeadlineExceededError (a TimeoutError) when `timeout` seconds pass first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             info = self.job_info(id)
-            if info is None or info.state in rq.DONE_STATES:
+            if info is None:
+                raise rq.job_not_found(id)
+            if info.state in rq.DONE_STATES:
                 return info
             pause = interval
             if deadline is not None:

@@ -1,7 +1,9 @@
-"""The one error type of the jobwire SDK, decoded from a gRPC status and its rich details.
+"""The error types of the jobwire SDK, decoded from a gRPC status and its rich details.
 
 Expected outcomes ("no job ready", "lock busy", "stale retries") are return values, not errors;
 a JobwireError means the call itself failed: bad input, broker or Redis unavailable, deadline.
+Each common status code has its own subclass (NotFoundError, InvalidArgumentError, ...), so
+callers catch what they handle without importing grpc; other codes raise JobwireError itself.
 """
 
 from __future__ import annotations
@@ -15,7 +17,20 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-__all__ = ["JobwireError", "from_rpc_error", "invalid_argument"]
+__all__ = [
+    "DeadlineExceededError",
+    "FailedPreconditionError",
+    "InvalidArgumentError",
+    "JobwireError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ResourceExhaustedError",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "from_rpc_error",
+    "invalid_argument",
+    "jobwire_error",
+]
 
 # google.rpc detail messages that are unpacked from the status; others stay packed in an Any.
 _DETAIL_TYPES: tuple[type[Message], ...] = (
@@ -77,9 +92,66 @@ class JobwireError(Exception):
 
     def __repr__(self) -> str:
         return (
-            f"JobwireError(code={self.code.name}, reason={self.reason!r}, "
+            f"{type(self).__name__}(code={self.code.name}, reason={self.reason!r}, "
             f"field_violations={self.field_violations!r})"
         )
+
+
+class NotFoundError(JobwireError):
+    """NOT_FOUND: the job, worker, lock or schedule named does not exist."""
+
+
+class InvalidArgumentError(JobwireError):
+    """INVALID_ARGUMENT: bad input, nothing changed; `field_violations` names the fields."""
+
+
+class UnavailableError(JobwireError):
+    """UNAVAILABLE: the broker or its Redis cannot be reached now; retrying later may work."""
+
+
+class DeadlineExceededError(JobwireError, TimeoutError):
+    """DEADLINE_EXCEEDED: a call or a client-side wait ran out of time; also a TimeoutError."""
+
+
+class ResourceExhaustedError(JobwireError):
+    """RESOURCE_EXHAUSTED: a size or rate limit was hit (say, a payload over the maximum)."""
+
+
+class PermissionDeniedError(JobwireError):
+    """PERMISSION_DENIED: the token is valid but may not make this call."""
+
+
+class UnauthenticatedError(JobwireError):
+    """UNAUTHENTICATED: no token, or one the broker does not know."""
+
+
+class FailedPreconditionError(JobwireError):
+    """FAILED_PRECONDITION: the call does not fit the current state (say, a worker not known)."""
+
+
+# The subclass raised for each status code; codes not listed raise JobwireError itself.
+_ERROR_TYPES: dict[grpc.StatusCode, type[JobwireError]] = {
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+}
+
+
+def jobwire_error(
+    code: grpc.StatusCode,
+    reason: str,
+    *,
+    field_violations: Iterable[tuple[str, str]] = (),
+    details: Iterable[Message] = (),
+) -> JobwireError:
+    """The error of the class for `code` (JobwireError itself for codes without a subclass)."""
+    error_type = _ERROR_TYPES.get(code, JobwireError)
+    return error_type(code, reason, field_violations=field_violations, details=details)
 
 
 def _rebuild(
@@ -88,12 +160,12 @@ def _rebuild(
     field_violations: list[tuple[str, str]],
     details: list[Message],
 ) -> JobwireError:
-    return JobwireError(code, reason, field_violations=field_violations, details=details)
+    return jobwire_error(code, reason, field_violations=field_violations, details=details)
 
 
 def invalid_argument(field: str, description: str) -> JobwireError:
     """The error for client-side input that cannot be put on the wire, naming its field."""
-    return JobwireError(
+    return InvalidArgumentError(
         grpc.StatusCode.INVALID_ARGUMENT,
         f"{field}: {description}",
         field_violations=[(field, description)],
@@ -110,7 +182,8 @@ def invalid_argument(field: str, description: str) -> JobwireError:
 
 
 def from_rpc_error(error: grpc.RpcError) -> JobwireError:
-    """Convert a failed call (`grpc.RpcError` or `grpc.aio.AioRpcError`) into a JobwireError."""
+    """Convert a failed call (`grpc.RpcError` or `grpc.aio.AioRpcError`) into the JobwireError
+    subclass for its status code."""
     code = _call_attr(error, "code", grpc.StatusCode.UNKNOWN)
     if not isinstance(code, grpc.StatusCode):
         code = grpc.StatusCode.UNKNOWN
@@ -131,7 +204,7 @@ def from_rpc_error(error: grpc.RpcError) -> JobwireError:
         if isinstance(message, error_details_pb2.BadRequest)
         for violation in message.field_violations
     ]
-    return JobwireError(code, reason, field_violations=violations, details=decoded)
+    return jobwire_error(code, reason, field_violations=violations, details=decoded)
 
 
 def _call_attr(error: grpc.RpcError, name: str, default: Any) -> Any:
