@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -137,6 +138,10 @@ class Wakeups:
                     log.warning("wake-up subscription lost (%s); reconnecting",
                                 e or type(e).__name__)  # fmt: skip
                 lost = True
+                connection: Any = pubsub.connection
+                if connection is not None:  # a dead socket's close must not wait on it
+                    with contextlib.suppress(Exception):
+                        await connection.disconnect(nowait=True)
                 self._ready.set()
                 self._set_subscribed(False)
                 self.wake_all()
@@ -169,11 +174,11 @@ class Wakeups:
             last_seen = time.monotonic()
             pinged = False
             if message["type"] == "psubscribe":
-                # redis-py reconnects and subscribes again by itself after a dropped connection;
-                # a confirmation beyond the first batch means that happened: signal everything.
+                # A client that retries reconnects and subscribes again by itself; confirmations
+                # beyond the first batch mean that happened: signal everything, as above.
                 confirmations += 1
                 if confirmations > patterns and confirmations % patterns == 1 % patterns:
-                    log.info("wake-up subscription re-established by the client")
+                    log.info("wake-up subscription re-established by the Redis client")
                     self.wake_all()
             elif message["type"] == "pmessage":
                 channel, data = message["channel"], message["data"]
