@@ -23,6 +23,7 @@ from broker.http import HttpServer
 from broker.leases import LeaseReaper
 from broker.listen import EXCLUSIVE_PORT_OPTIONS, bind, check_free
 from broker.metrics import Metrics
+from broker.redis_checks import check_redis
 from broker.scheduler import Scheduler
 from broker.services.admin import AdminServicer
 from broker.services.context import ServiceContext
@@ -108,9 +109,7 @@ class Broker:
         # A blocking pool: a burst of calls waits for a connection instead of failing with
         # "Too many connections" (scripts share one pipelined connection anyway).
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
-        return aioredis.Redis(
-            connection_pool=pool, decode_responses=False, health_check_interval=30
-        )
+        return aioredis.Redis(connection_pool=pool, decode_responses=False)
 
     def _security(self) -> None:
         """Load the token file and certificates; refuse to serve beyond loopback unguarded."""
@@ -141,6 +140,10 @@ class Broker:
         self._security()
         check_free(self.settings.listen)  # before any Redis is started or touched
         self.redis = await self._connect()
+        try:
+            await check_redis(self.redis)
+        except Exception as error:  # advice only: never a reason not to start
+            log.info("could not check the Redis configuration: %s", error)
         store = Store(
             self.redis,
             lease_duration=self.settings.lease_duration,
@@ -153,7 +156,8 @@ class Broker:
         ctx = ServiceContext(
             store=store, settings=self.settings, wakeups=wakeups, dispatcher=self.dispatcher
         )
-        health = HealthReporter(store, SERVICE_NAMES)
+        health = HealthReporter(store, SERVICE_NAMES, subscribed=lambda: wakeups.subscribed)
+        wakeups.on_state(health.changed)
         self.health = health
         self.ctx = ctx
         await self._start_http(store)
