@@ -20,12 +20,14 @@ import hashlib
 import hmac
 import logging
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+
+from broker.interceptors import PerMethodInterceptor
 
 log = logging.getLogger("jobwire.broker")
 
@@ -211,30 +213,21 @@ class Authorizer:
         return DENIED
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class AuthInterceptor(PerMethodInterceptor):
     """Wraps each RPC's behaviour so the decoded request's namespace can be authorized.
 
-    One wrapper per method, built on its first call: each call then costs the token lookup and
-    the role and namespace check, not a new handler.
+    One wrapper per method: each call costs the token lookup and the role and namespace check,
+    not a new handler. Health and reflection stay open.
     """
 
     def __init__(self, authorizer: Authorizer) -> None:
+        super().__init__()
         self.authorizer = authorizer
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method: str = details.method
-        handler = await continuation(details)
-        if handler is None or method.lstrip("/").rpartition("/")[0] in OPEN_SERVICES:
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        if method.lstrip("/").rpartition("/")[0] in OPEN_SERVICES:
             return handler
-        guarded = self._handlers.get(method)
-        if guarded is None:
-            guarded = self._handlers[method] = self._guard(method, handler)
-        return guarded
+        return self._guard(method, handler)
 
     def _guard(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         authorizer = self.authorizer

@@ -14,7 +14,7 @@ import inspect
 import logging
 import time
 from collections import Counter as Tally
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from broker.dispatch import Dispatcher
+from broker.interceptors import PerMethodInterceptor
 from broker.store import Dispatched, RepairCounts, Store
 from jobwire.v1 import job_service_pb2 as job_pb
 
@@ -277,26 +278,14 @@ def _code(context: grpc.aio.ServicerContext, default: grpc.StatusCode) -> str:
     return str((code if isinstance(code, grpc.StatusCode) else default).name)
 
 
-class RpcMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class RpcMetrics(PerMethodInterceptor):
     """Counts every call by method and status, times unary calls, feeds the job counters."""
 
     def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
         self.metrics = metrics
-        self._handlers: dict[str, Any] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[Any], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(details)
-        method: str = details.method
-        wrapped = self._handlers.get(method)
-        if wrapped is None and handler is not None:
-            wrapped = self._handlers[method] = self._wrap(method, handler)
-        return wrapped if handler is not None else None
-
-    def _wrap(self, method: str, handler: Any) -> Any:
+    def wrap(self, method: str, handler: Any) -> Any:
         m = self.metrics
         name = method.lstrip("/")
         seconds = m.rpc_seconds.labels(name)

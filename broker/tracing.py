@@ -12,10 +12,12 @@ import asyncio
 import inspect
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+
+from broker.interceptors import PerMethodInterceptor
 
 log = logging.getLogger("jobwire.tracing")
 
@@ -113,26 +115,12 @@ def _finish(span: Any, context: grpc.aio.ServicerContext, default: grpc.StatusCo
         span.set_status(Status(StatusCode.ERROR, code.name))
 
 
-class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class TracingInterceptor(PerMethodInterceptor):
     """One SERVER span per call, a child of the caller's `traceparent` when it sends one."""
 
     def __init__(self, tracer: Any) -> None:
+        super().__init__()
         self.tracer = tracer
-        self._handlers: dict[str, Any] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[Any], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        method: str = details.method
-        wrapped = self._handlers.get(method)
-        if wrapped is None:
-            wrapped = self._handlers[method] = self._wrap(method, handler)
-        return wrapped
 
     def _start(self, method: str, context: grpc.aio.ServicerContext) -> Any:
         carrier = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
@@ -146,7 +134,7 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             set_status_on_exception=False,
         )
 
-    def _wrap(self, method: str, handler: Any) -> Any:
+    def wrap(self, method: str, handler: Any) -> Any:
         kwargs = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
