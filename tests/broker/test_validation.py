@@ -626,13 +626,15 @@ def test_concurrent_calls_are_bounded(make_broker: Any, namespace: str) -> None:
     with grpc.insecure_channel(broker.target) as channel:
         stubs = Stubs(channel)
         worker = stubs.workers.RegisterWorker(w.RegisterWorkerRequest(namespace=namespace)).id
-        poll = stubs.jobs.Dequeue.future(
-            j.DequeueRequest(
-                namespace=namespace, worker_id=worker, wait=duration_pb2.Duration(seconds=20)
-            )
+        long_poll = j.DequeueRequest(
+            namespace=namespace, worker_id=worker, wait=duration_pb2.Duration(seconds=20)
         )
+        poll = stubs.jobs.Dequeue.future(long_poll)
         deadline = time.monotonic() + 10
         while True:  # until the long poll holds the only slot
+            if poll.done():  # it arrived while a Stats call held the slot: refused, send again
+                assert poll.exception().code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                poll = stubs.jobs.Dequeue.future(long_poll)
             try:
                 stubs.admin.Stats(admin_service_pb2.StatsRequest(namespace=namespace))
             except grpc.RpcError as error:
