@@ -197,8 +197,10 @@ def test_delayed_job_is_pushed_when_due(client: Client, open_stream) -> None:
     (job,) = stream.jobs(1, timeout=3)
     info = client.job_info(job.id)
     assert info is not None and info.started is not None and info.delayed is not None
+    # Pushed by the dispatcher's timer for the due time, not by the next unrelated wake-up (the
+    # next keepalive is 15 s away); the bound leaves room for a loaded machine.
     lateness = (info.started - info.delayed).total_seconds()
-    assert 0 <= lateness < 0.05
+    assert 0 <= lateness < 1.0
 
 
 def test_commands_arrive_live_and_leave_the_inbox(client: Client, open_stream) -> None:

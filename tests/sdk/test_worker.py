@@ -113,7 +113,7 @@ def runner(broker: Any, namespace: str) -> Iterator[Runner]:
     r.close()
 
 
-def done(client: Client, job_id: int, timeout: float = 10.0) -> Any:
+def done(client: Client, job_id: int, timeout: float = 30.0) -> Any:
     return client.result(job_id, interval=0.02, timeout=timeout)
 
 
