@@ -41,7 +41,7 @@ check-generated: generate
 	@untracked="$$(git ls-files --others --exclude-standard -- $(GENERATED))"; \
 	if [ -n "$$untracked" ]; then echo "not committed: $$untracked" >&2; exit 1; fi
 
-# --- Node and Go SDKs (issue 6) ---------------------------------------------------------------
+# Node and Go SDKs: the generated stubs of every language, and the toolchains that build them.
 GENERATED := sdk/python/jobwire/v1 sdk/node/src/gen sdk/go/gen docs/api.md
 NODE_STAMP := sdk/node/node_modules/.package-lock.json
 .PHONY: node-setup sdk-node sdk-go
@@ -58,7 +58,6 @@ sdk-node: node-setup
 ## sdk-go: build the Go SDK and its examples offline from Debian's Go packages (see sdk/go)
 sdk-go:
 	sdk/go/build.sh vet
-# --- end of Node and Go SDKs ---------------------------------------------------------------------
 
 ## lint: ruff, mypy and buf lint
 lint: setup buf-lint

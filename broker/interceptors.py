@@ -4,6 +4,7 @@ so nothing is built per call."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +31,6 @@ class PerMethodInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             wrapped = self._handlers[method] = self.wrap(method, handler)
         return wrapped
 
+    @abstractmethod
     def wrap(self, method: str, handler: Any) -> Any:
         """The handler that serves `method` (`handler` itself to leave it as it is)."""
-        raise NotImplementedError

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ from broker.store import Store
 from broker.tasks import cancel
 
 
-class NamespaceRounds:
+class NamespaceRounds(ABC):
     """A component calling `run_once(namespace)` for every namespace once per `interval()`."""
 
     name = "rounds"  # the task's name, "jobwire-<name>"
@@ -37,13 +38,13 @@ class NamespaceRounds:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
+    @abstractmethod
     def interval(self) -> float:
         """Seconds between rounds; 0 keeps the component off."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def run_once(self, namespace: str) -> Any:
         """One namespace's share of a round."""
-        raise NotImplementedError
 
     async def start(self) -> None:
         if self.interval() > 0 and self._task is None:

@@ -14,7 +14,7 @@ command -v make >/dev/null || missing+=(make)
 command -v git >/dev/null || missing+=(git)
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
-# --- Node and Go SDKs (issue 6): Node 20+ and npm, and Go with Debian's gRPC libraries (the
+# Node 20+ and npm, and Go with Debian's gRPC libraries (the
 # only Go source reachable here). golang-github-golang-protobuf-1-5-dev must win over the 1.3
 # package apt would pick for golang-google-grpc-dev: 1.3 crashes on protobuf APIv2 messages.
 command -v node >/dev/null || missing+=(nodejs)
@@ -23,7 +23,6 @@ for pkg in golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
   golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
 done
-# --- end of Node and Go SDKs
 ((${#missing[@]})) || exit 0
 if [ "$(id -u)" -eq 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
   echo "missing Debian packages: ${missing[*]}" >&2
