@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from jobwire import Client, Worker
+from jobwire import AsyncClient, Client, Worker
 from jobwire.worker import Job, terminated
 
 # Process tasks live at module level: job processes import them by name.
@@ -75,12 +75,21 @@ class Runner:
         self.started.append((worker, threading.Thread(), client))
         return worker
 
-    def start(self, worker: Worker) -> Worker:
+    def start(
+        self, worker: Worker, make_client: Callable[[], AsyncClient] | None = None
+    ) -> Worker:
+        """Run `worker` in a thread; `make_client` gives it a client made inside its own loop
+        (a channel belongs to the loop that opens it)."""
         errors: list[BaseException] = []
+
+        async def run() -> None:
+            if make_client is not None:
+                worker.client = make_client()
+            await worker.run_async()
 
         def main() -> None:
             try:
-                asyncio.run(worker.run_async())
+                asyncio.run(run())
             except BaseException as error:  # surfaced by the test through `errors`
                 errors.append(error)
 

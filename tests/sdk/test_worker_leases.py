@@ -3,7 +3,6 @@ too large for one request, outcomes the broker refuses, and stopping with no bro
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -19,21 +18,11 @@ from typing import Any
 import grpc
 import pytest
 
-from jobwire import AsyncClient, Client, Worker
+from jobwire import AsyncClient, Client
 from jobwire.v1 import job_service_pb2, worker_service_pb2
 from jobwire.worker import MAX_REPORT_BYTES, Job
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll `predicate` every 20 ms until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
+from tests.sdk.test_worker import Runner, wait_for
+from tests.sdk.test_worker import runner as runner  # the fixture, shared
 
 
 def done(client: Client, job_id: int, timeout: float = 20.0) -> Any:
@@ -58,54 +47,6 @@ class Recorder(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
 
     def sent(self, name: str) -> list[Any]:
         return [request for method, request in list(self.requests) if method == name]
-
-
-class Runner:
-    """Runs workers on their own event loops in threads; stops them after the test."""
-
-    def __init__(self, target: str, namespace: str) -> None:
-        self.target = target
-        self.namespace = namespace
-        self.clients: list[Client] = []
-        self.threads: list[tuple[Worker, threading.Thread]] = []
-        self.errors: list[BaseException] = []
-
-    def worker(self, target: str | None = None, **options: Any) -> Worker:
-        client = Client(target or self.target, namespace=self.namespace, timeout=5)
-        self.clients.append(client)
-        return Worker(client, spare=0, **options)
-
-    def start(self, worker: Worker, make_client: Callable[[], AsyncClient] | None = None) -> None:
-        async def main() -> None:
-            if make_client is not None:  # its channel must belong to the worker's loop
-                worker.client = make_client()
-            await worker.run_async()
-
-        def run() -> None:
-            try:
-                asyncio.run(main())
-            except BaseException as error:  # surfaced through self.errors
-                self.errors.append(error)
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        self.threads.append((worker, thread))
-        assert worker.ready.wait(10), self.errors
-
-    def close(self) -> None:
-        for worker, thread in self.threads:
-            if thread.is_alive():
-                worker.stop(force=True)
-                thread.join(10)
-        for client in self.clients:
-            client.close()
-
-
-@pytest.fixture
-def runner(broker: Any, namespace: str) -> Iterator[Runner]:
-    r = Runner(broker.target, namespace)
-    yield r
-    r.close()
 
 
 def test_a_result_too_large_for_one_request_fails_the_job(
